@@ -1,0 +1,25 @@
+"""Thought Cloning on BabyAI: install with `pip install -e .` (tests: `pip install -e ".[test]"`)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="thought-cloning",
+    version="0.1.0",
+    description="Thought Cloning: imitation learning of thinking and acting, on BabyAI",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["babyai", "babyai.*"]),
+    install_requires=[
+        "gymnasium>=0.29",
+        "minigrid>=3.0,<4",
+        "torch>=2.1",
+        "numpy>=1.24",
+        "blosc>=1.11",
+        "tensorboard>=2.12",
+        "tqdm>=4.60",
+        "matplotlib>=3.6",
+        "pillow>=9.0",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)

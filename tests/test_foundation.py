@@ -1,0 +1,83 @@
+"""Storage paths, atomic writes, environment creation, episodes and the vocabulary."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from babyai import storage
+from babyai.envs import check_level, make_env
+from babyai.episode import Episode
+from babyai.errors import UserError
+from babyai.vocab import BOS, EOS, MAX_THOUGHT_TOKENS, UNK, Vocabulary
+
+
+def test_storage_root_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv(storage.STORAGE_ENV_VAR, raising=False)
+    assert storage.storage_root() == storage.Path("storage")
+    monkeypatch.setenv(storage.STORAGE_ENV_VAR, str(tmp_path / "env"))
+    assert storage.storage_root() == tmp_path / "env"
+    assert storage.storage_root(tmp_path / "flag") == tmp_path / "flag"
+
+
+def test_names_resolve_under_root_paths_do_not(tmp_path):
+    assert storage.demos_path("boss", tmp_path) == tmp_path / "demos" / "boss.pkl"
+    assert storage.demos_path("boss", tmp_path, valid=True) == tmp_path / "demos" / "boss_valid.pkl"
+    assert storage.demos_path("x/boss.pkl", tmp_path) == storage.Path("x/boss.pkl")
+    assert storage.model_dir("tc", tmp_path) == tmp_path / "models" / "tc"
+
+
+def test_atomic_pickle_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "a.pkl"
+    storage.atomic_pickle(path, {"v": 1})
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        storage.atomic_pickle(path, Unpicklable())
+    assert pickle.loads(path.read_bytes()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pkl"]
+
+
+def test_unwritable_dir_is_a_user_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="cannot write"):
+        storage.ensure_writable_dir(blocker / "sub")
+
+
+def test_make_env_is_quiet_and_checks_names(capfd):
+    env = make_env("BabyAI-BossLevel-v0")
+    for seed in range(30):
+        env.reset(seed=seed)
+    assert "Sampling rejected" not in capfd.readouterr().out
+    with pytest.raises(UserError, match="unknown level"):
+        check_level("BabyAI-NoSuchLevel-v0")
+
+
+def test_episode_round_trips_original_tuple():
+    rng = np.random.default_rng(0)
+    episode = Episode("go to the red ball", rng.integers(0, 10, (4, 7, 7, 3)), [0, 1, 2, 3],
+                      [2, 2, 1, 6], ["go to red ball to complete GoTo mission"] * 4, 7)
+    again = Episode.from_original(pickle.loads(pickle.dumps(episode.to_original())))
+    assert again.mission == episode.mission and again.seed == 7
+    np.testing.assert_array_equal(again.images, episode.images)
+    np.testing.assert_array_equal(again.actions, episode.actions)
+    assert again.thoughts == episode.thoughts
+    with pytest.raises(ValueError, match="T=1"):
+        Episode("m", np.zeros((2, 7, 7, 3)), [0, 0], [1], ["a", "b"], 0)
+
+
+def test_vocabulary_is_frozen_and_round_trips():
+    vocab = Vocabulary.build(["pick up the red ball", "explore unseen area"])
+    size = len(vocab)
+    assert vocab.encode("pick up the zebra")[-1] == UNK
+    assert len(vocab) == size
+    tokens = vocab.encode_thought("explore unseen area")
+    assert tokens[0] == BOS and tokens[-1] == EOS
+    assert vocab.decode(tokens) == "explore unseen area"
+    assert len(vocab.encode_thought(" ".join(["red"] * 40))) == MAX_THOUGHT_TOKENS + 1
+    assert Vocabulary.from_list(vocab.to_list()) == vocab
