@@ -34,7 +34,8 @@ def storage_root(flag: str | os.PathLike | None = None) -> Path:
 
 def _looks_like_path(name: str | os.PathLike) -> bool:
     text = os.fspath(name)
-    return os.sep in text or "/" in text or text.endswith(".pkl") or os.path.isabs(text)
+    return (os.sep in text or "/" in text or os.path.isabs(text)
+            or text.endswith((".pkl", ".pt")))
 
 
 def resolve(name: str | os.PathLike, root: Path, kind: str, suffix: str = "") -> Path:
@@ -63,6 +64,13 @@ def valid_path(train_path: Path) -> Path:
 def model_dir(name: str | os.PathLike, root: Path) -> Path:
     """Directory of one training run (checkpoints, config, logs)."""
     return resolve(name, root, "models")
+
+
+def checkpoint_path(name: str | os.PathLike, root: Path, which: str = "best") -> Path:
+    """A model name -> its `best.pt` (or `last.pt`) checkpoint; a `.pt` path is kept as is."""
+    if os.fspath(name).endswith(".pt"):
+        return Path(name)
+    return model_dir(name, root) / f"{which}.pt"
 
 
 def ensure_writable_dir(directory: Path) -> Path:

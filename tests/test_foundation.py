@@ -81,3 +81,38 @@ def test_vocabulary_is_frozen_and_round_trips():
     assert vocab.decode(tokens) == "explore unseen area"
     assert len(vocab.encode_thought(" ".join(["red"] * 40))) == MAX_THOUGHT_TOKENS + 1
     assert Vocabulary.from_list(vocab.to_list()) == vocab
+
+
+def _episode(seed: int, length: int = 3) -> Episode:
+    rng = np.random.default_rng(seed)
+    return Episode("open the red door", rng.integers(0, 10, (length, 7, 7, 3)),
+                   [0] * length, [2] * (length - 1) + [5], ["open red door"] * length, seed)
+
+
+def test_demo_files_round_trip_both_layouts(tmp_path):
+    from babyai.demos import PackedEpisode, load_demos, read_demo_file, save_demos, save_original
+
+    episodes = [_episode(seed) for seed in range(3)]
+    save_demos(tmp_path / "ours.pkl", episodes, meta={"env": "BabyAI-Test"})
+    save_original(tmp_path / "orig.pkl", episodes)
+    ours, original = read_demo_file(tmp_path / "ours.pkl"), read_demo_file(tmp_path / "orig.pkl")
+    assert ours.meta["env"] == "BabyAI-Test"
+    assert isinstance(pickle.loads((tmp_path / "orig.pkl").read_bytes()), list)
+    for a, b, source in zip(ours.episodes, original.episodes, episodes):
+        assert a.to_original() == b.to_original()
+        np.testing.assert_array_equal(a.unpack().images, source.images)
+    assert [e.seed for e in load_demos(tmp_path)] == [0, 1, 2, 0, 1, 2]
+    assert isinstance(load_demos(str(tmp_path / "o*.pkl"))[0], PackedEpisode)
+
+
+def test_bad_demo_files_are_user_errors(tmp_path):
+    from babyai.demos import load_demos
+
+    with pytest.raises(UserError, match="not found"):
+        load_demos(tmp_path / "missing.pkl")
+    (tmp_path / "corrupt.pkl").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(UserError, match="corrupt"):
+        load_demos(tmp_path / "corrupt.pkl")
+    (tmp_path / "other.pkl").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(UserError, match="not a demonstration file"):
+        load_demos(tmp_path / "other.pkl")
