@@ -341,8 +341,14 @@ class Agent(nn.Module):
         return MissionEncoding(encoder(self.word_embedding(tokens), mask), mask)
 
     def forward(self, images: Tensor, mission: MissionEncoding, memory: Memory,
-                thought_target: Tensor | None = None, teacher_forcing: bool = True) -> AgentOutput:
-        """One step for a batch of agents (see the module docstring)."""
+                thought_target: Tensor | None = None, teacher_forcing: bool = True,
+                thought_logits: bool = True) -> AgentOutput:
+        """One step for a batch of agents (see the module docstring).
+
+        `thought_logits=False` skips the teacher-forced decoder pass; a trainer can then run it
+        for a whole window at once with :meth:`thought_logits` on the upper memories, which
+        is the same computation in fewer, larger matrix products.
+        """
         visual = self.image_encoder(images)
         if not self.config.use_thoughts:
             logits, value, (lower_h, lower_c) = self.policy(visual, mission, None, memory)
@@ -350,9 +356,9 @@ class Agent(nn.Module):
             return AgentOutput(logits, value, None, None, new_memory)
 
         upper_h, upper_c = self.thinker.update_memory(visual, mission, memory)
-        thought_logits = None
-        if thought_target is not None:
-            thought_logits = self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
+        predicted = None
+        if thought_target is not None and thought_logits:
+            predicted = self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
         generated = None
         if teacher_forcing and thought_target is not None:
             thought_in_use = thought_target
@@ -366,7 +372,15 @@ class Agent(nn.Module):
         history_h, history_c = self.history_cell(history_input, (memory.history_h, memory.history_c))
         logits, value, (lower_h, lower_c) = self.policy(visual, mission, thought, memory)
         new_memory = Memory(upper_h, upper_c, lower_h, lower_c, history_h, history_c)
-        return AgentOutput(logits, value, thought_logits, generated, new_memory)
+        return AgentOutput(logits, value, predicted, generated, new_memory)
+
+    def thought_logits(self, upper_h: Tensor, upper_c: Tensor, thought_target: Tensor) -> Tensor:
+        """Teacher-forced thought logits [N, Lt-1, V] from upper memories [N, memory_dim].
+
+        N may stack many steps (e.g. a whole BPTT window), since given the upper memory
+        each step's decoding is independent of the others.
+        """
+        return self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
 
 
 def build_agent(config: ModelConfig) -> Agent:

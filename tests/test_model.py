@@ -150,3 +150,12 @@ def test_incompatible_or_corrupt_checkpoints_are_user_errors(tmp_path):
         load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(UserError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_window_batched_thought_logits_equal_per_step():
+    agent = small_agent()
+    images, missions, thoughts = batch()
+    with torch.no_grad():
+        out = agent(images, agent.encode_missions(missions), agent.initial_memory(3), thoughts)
+        later = agent.thought_logits(out.memory.upper_h, out.memory.upper_c, thoughts)
+    torch.testing.assert_close(out.thought_logits, later)
