@@ -29,15 +29,18 @@ The level is that sum clipped to 1-9. Why this shape: it grows with the structur
 varies (how many sub-missions, how they are sequenced, how specific the descriptions are,
 whether a hidden unlock is needed), it is computed from the mission alone (cheap: a reset,
 no bot run), and on BossLevel it puts about 70% of missions - the distribution the
-demonstrations are drawn from - in levels 1-4 (measured on 3,000 BossLevel seeds: levels
-1-4 hold 69%, 5-8 hold 26%, 9 holds 4%), so the upper levels are the rare compositions the
+demonstrations are drawn from - in levels 1-4 (measured on the first 3,000 level-set seeds
+of BossLevel: levels 1-4 hold 68%, 5-8 hold 28%, 9 holds 3%), so the upper levels are the rare compositions the
 training data barely contains, matching the paper's "training data sits at 1-4".
 
-**Seeds** are drawn consecutively from :data:`LEVEL_SEED_START` (10**9) plus an offset.
-Demonstration and validation seeds are small (they count up from the generator's start
-seed, at most a few million), so this range is disjoint from both. Each bin keeps the first `per_bin` seeds in seed order
-that fall into it, so the result depends only on (env, offset, per_bin, max_draws), never on
-the number of worker processes.
+**Seeds** are drawn consecutively from :data:`LEVEL_SEED_START` (10**12) plus an offset.
+Demonstration seeds (`babyai.generate.episode_seed`) are `base + k + a * 10**9`, plus
+`5 * 10**8` for validation, with `a` < 100 redraw attempts: all below 10**11 for any
+dataset whose base seed plus episode count stays under 5 * 10**8. Level-set seeds are at
+least 10**12, so they are disjoint from every demonstration and validation seed (a test
+checks this against the generator's constants). Each bin keeps the first `per_bin` seeds in
+seed order that fall into it, so the result depends only on (env, offset, per_bin,
+max_draws), never on the number of worker processes.
 """
 from __future__ import annotations
 
@@ -57,7 +60,7 @@ from babyai.storage import atomic_pickle
 
 logger = logging.getLogger(__name__)
 
-LEVEL_SEED_START = 10**9
+LEVEL_SEED_START = 10**12
 """First env seed of level sets; far above any demonstration or validation seed."""
 
 DEMO_BIN_WIDTH = 50

@@ -5,7 +5,7 @@
 
 writes `<storage>/levels/BossLevel_testing_levels.pkl` in the original structure
 `{'demo': {label: {seed: info}}, 'mission': {label: {seed: info}}}` and prints a table of
-counts per bin. Seeds are 10**9 + --seed + i, disjoint from demonstration and validation
+counts per bin. Seeds are 10**12 + --seed + i, disjoint from demonstration and validation
 seeds. See babyai/levels.py for the definitions of the two difficulties.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ parser.add_argument("--env", default="BossLevel",
 parser.add_argument("--per-bin", type=positive_int, default=100,
                     help="seeds wanted in every bin (default: 100; the paper used hundreds)")
 parser.add_argument("--seed", type=non_negative_int, default=0,
-                    help="offset of the seed range: env seeds are 10**9 + SEED + i (default: 0)")
+                    help="offset of the seed range: env seeds are 10**12 + SEED + i (default: 0)")
 parser.add_argument("--max-draws", type=positive_int, default=20000,
                     help="bound on the seeds measured; bins still short are reported "
                          "(default: 20000, about 10 minutes of BossLevel on 2 workers)")
