@@ -1,0 +1,252 @@
+"""The trainer: windowed BPTT against a step-by-step rollout, resume, errors, scripts, 2 ranks."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from synthetic_demos import write_demos
+
+from babyai import train as train_module
+from babyai.checkpoint import load_checkpoint, read_checkpoint
+from babyai.dataset import load_dataset
+from babyai.errors import UserError
+from babyai.model import ModelConfig, build_agent
+from babyai.train import NonFiniteLoss, TrainConfig, Trainer, run_window, train
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = "BabyAI-GoToRedBall-v0"
+TINY = dict(env=ENV, memory_dim=24, instr_dim=16, image_dim=16, batch_size=6, recurrence=4,
+            val_episodes=0)
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def demos(tmp_path):
+    write_demos(tmp_path, count=14, valid_count=4)
+    return tmp_path
+
+
+@pytest.mark.parametrize("use_thoughts,teacher_forcing", [(True, True), (True, False), (False, True)])
+def test_windowed_run_matches_step_by_step_rollout(tmp_path, use_thoughts, teacher_forcing):
+    write_demos(tmp_path, count=5, valid_count=1)
+    data = load_dataset(tmp_path / "demos" / "synth.pkl")
+    torch.manual_seed(0)
+    agent = build_agent(ModelConfig(len(data.vocab), image_dim=16, memory_dim=24, instr_dim=16,
+                                    use_thoughts=use_thoughts)).eval()
+    batch = data.batch(range(5))
+    windowed = {}
+    with torch.no_grad():
+        memory = agent.initial_memory(len(batch))
+        missions = batch.mission_tensor("cpu")
+        step = 0
+        for window in batch.windows(3, "cpu"):
+            output, memory = run_window(agent, window, missions, memory, teacher_forcing)
+            row = 0
+            for t, active in enumerate(window.active):
+                for column in range(active):
+                    windowed[(column, step + t)] = (output.action_logits[row],
+                                                    None if output.thought_logits is None
+                                                    else output.thought_logits[row])
+                    row += 1
+            step += len(window.active)
+        assert len(windowed) == batch.num_steps
+        # reference: each episode alone, one step at a time, nothing windowed or batched
+        for column in range(len(batch)):
+            mission = agent.encode_missions(missions[column:column + 1, :])
+            memory = agent.initial_memory(1)
+            for t in range(int(batch.lengths[column])):
+                image = torch.from_numpy(batch.images[t, column:column + 1]).long()
+                target = torch.from_numpy(batch.thought_table[batch.thought_rows[t, column]])[None]
+                target = target[:, : int((target != 0).sum())]
+                out = agent(image, mission, memory, thought_target=target if use_thoughts else None,
+                            teacher_forcing=teacher_forcing)
+                memory = out.memory
+                logits, thought_logits = windowed[(column, t)]
+                torch.testing.assert_close(logits, out.action_logits[0], atol=1e-5, rtol=1e-4)
+                if use_thoughts:
+                    n = out.thought_logits.shape[1]
+                    torch.testing.assert_close(thought_logits[:n], out.thought_logits[0],
+                                               atol=1e-5, rtol=1e-4)
+
+
+def _final_state(run_dir: Path) -> dict:
+    return read_checkpoint(run_dir / "last.pt")["state_dict"]
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "log.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_ends_where_an_uninterrupted_run_does(demos, monkeypatch):
+    common = dict(TINY, demos="synth", storage=str(demos), epochs=3, epoch_length=10,
+                  stop_tf=1, dropout=0.2)
+    straight = train(TrainConfig(model="straight", **common))
+    assert straight.epochs_done == 3
+
+    original_save = Trainer.save
+
+    def save_then_die(self, path, epoch):
+        original_save(self, path, epoch)
+        if path.name == "last.pt" and epoch == 1:
+            raise KeyboardInterrupt  # killed right after epoch 1 was saved
+    monkeypatch.setattr(Trainer, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(model="killed", **common))
+    monkeypatch.setattr(Trainer, "save", original_save)
+    assert read_checkpoint(demos / "models" / "killed" / "last.pt")["extra"]["epoch"] == 1
+    resumed = train(TrainConfig(model="killed", **common))
+    assert resumed.epochs_done == 3 and resumed.frames == straight.frames
+
+    a, b = _final_state(straight.run_dir), _final_state(resumed.run_dir)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=0, rtol=0, msg=key)
+    assert [r["epoch"] for r in _rows(resumed.run_dir)] == ["1", "2", "3"]
+    assert [r["train/loss"] for r in _rows(resumed.run_dir)] == \
+        [r["train/loss"] for r in _rows(straight.run_dir)]
+    # a finished run rerun with the same command does nothing more
+    again = train(TrainConfig(model="killed", **common))
+    assert again.epochs_done == 3 and len(_rows(resumed.run_dir)) == 3
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(demos, monkeypatch):
+    config = TrainConfig(**TINY, demos="synth", storage=str(demos), epochs=3, model="nan")
+    real_loss = train_module.imitation_loss
+    state = {"epoch_one_done": False}
+
+    def poisoned(*args, **kwargs):
+        parts = real_loss(*args, **kwargs)
+        if state["epoch_one_done"]:
+            return parts._replace(total=parts.total * float("nan"))
+        return parts
+    original_save = Trainer.save
+
+    def save(self, path, epoch):
+        original_save(self, path, epoch)
+        state["epoch_one_done"] = True
+    monkeypatch.setattr(train_module, "imitation_loss", poisoned)
+    monkeypatch.setattr(Trainer, "save", save)
+    with pytest.raises(NonFiniteLoss, match=r"loss became nan .*episode seeds \[.*last good checkpoint"):
+        train(config)
+    checkpoint = load_checkpoint(demos / "models" / "nan" / "last.pt")
+    assert checkpoint.extra["epoch"] == 1
+    assert all(torch.isfinite(p).all() for p in checkpoint.agent.parameters())
+
+
+def test_a_failing_batch_names_its_episode_seeds(demos, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("shape mismatch somewhere")
+    monkeypatch.setattr(train_module, "run_window", broken)
+    with pytest.raises(RuntimeError, match=r"episode seeds \[\d+(, \d+)*\]\).*shape mismatch"):
+        train(TrainConfig(**TINY, demos="synth", storage=str(demos), epochs=1))
+
+
+def test_tc_script_end_to_end_writes_config_logs_and_checkpoints(demos):
+    tc = _script("train_tc")
+    summary = tc.main(["--env", ENV, "--demos", "synth", "--storage", str(demos),
+                       "--memory-dim", "24", "--instr-dim", "16", "--image-dim", "16",
+                       "--batch-size", "6", "--recurrence", "5", "--epochs", "2",
+                       "--epoch-length", "12", "--val-episodes", "2", "--val-interval", "1",
+                       "--log-interval", "1", "--lr", "1e-3", "--seed", "0", "--sg-coef", "2",
+                       "--warm-start", "--stop-tf", "1", "--instr-arch", "attgru",
+                       "--val-seed", "2023", "--episodes", "12", "--entropy-coef", "0.01",
+                       "--optim-eps", "1e-5", "--patience", "5", "--tb", "--save-interval", "1",
+                       "--device", "cpu", "--model", "tc_run"])
+    run_dir = demos / "models" / "tc_run"
+    assert summary.run_dir == run_dir and summary.epochs_done == 2
+    assert {"config.json", "log.csv", "best.pt", "last.pt"} <= {p.name for p in run_dir.iterdir()}
+    assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
+    rows = _rows(run_dir)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert rows[0]["tf_prob"] == "1" and rows[1]["tf_prob"] == "0"
+    assert float(rows[0]["lr"]) == pytest.approx(2e-4)  # warm start: lr*(0+1)/5
+    assert rows[0]["val/success_rate"] != "" and rows[0]["val/thought_acc"] != ""
+    assert int(rows[1]["frames"]) > int(rows[0]["frames"]) > 0
+    checkpoint = load_checkpoint(run_dir / "best.pt")
+    assert checkpoint.agent.config.memory_dim == 24 and checkpoint.agent.config.use_thoughts
+
+
+def test_bc_script_trains_actions_only(demos):
+    bc = _script("train_bc")
+    summary = bc.main(["--env", ENV, "--demos", "synth", "--storage", str(demos),
+                       "--memory-dim", "24", "--instr-dim", "16", "--image-dim", "16",
+                       "--batch-size", "7", "--epochs", "1", "--val-episodes", "0"])
+    checkpoint = load_checkpoint(summary.run_dir / "last.pt")
+    assert not checkpoint.agent.config.use_thoughts
+    assert summary.run_dir.name == "synth_bc_seed1"
+    row = _rows(summary.run_dir)[0]
+    assert float(row["train/thought_nll"]) == 0.0 and row["val/thought_acc"] == ""
+    with pytest.raises(SystemExit):  # no thought flags for BC
+        bc.main(["--demos", "synth", "--sg-coef", "1"])
+
+
+def test_clear_errors(demos, tmp_path):
+    tc = _script("train_tc")
+    base = ["--env", ENV, "--storage", str(demos), "--memory-dim", "24", "--instr-dim", "16",
+            "--image-dim", "16", "--epochs", "1", "--val-episodes", "0"]
+    with pytest.raises(UserError, match="demonstrations not found"):
+        tc.main(base + ["--demos", "nothing_here"])
+    with pytest.raises(UserError, match="unknown --instr-arch 'gru'"):
+        tc.main(base + ["--demos", "synth", "--instr-arch", "gru"])
+    with pytest.raises(UserError, match="not of BabyAI-BossLevel-v0"):
+        tc.main(base[2:] + ["--env", "BabyAI-BossLevel-v0", "--demos", "synth"])
+    with pytest.raises(UserError, match="would replay .* training levels"):
+        tc.main(base[:-2] + ["--demos", "synth", "--val-seed", "3", "--val-episodes", "2"])
+    # a run directory holding a checkpoint of another architecture
+    tc.main(base + ["--demos", "synth", "--model", "arch"])
+    with pytest.raises(UserError, match="memory_dim: 24 -> 32"):
+        tc.main(base + ["--demos", "synth", "--model", "arch", "--memory-dim", "32"])
+    # and the one-line message of the script on the command line
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "train_tc.py"), *base,
+                             "--demos", "synth", "--instr-arch", "gru"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "train_tc.py: error: unknown --instr-arch 'gru'; available: attgru"]
+
+
+@pytest.mark.slow
+def test_two_ranks_on_cpu_split_each_epoch_and_stay_in_sync(demos):
+    args = ["--env", ENV, "--demos", "synth", "--storage", str(demos), "--memory-dim", "24",
+            "--instr-dim", "16", "--image-dim", "16", "--batch-size", "6", "--recurrence", "4",
+            "--epochs", "2", "--val-episodes", "0", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             "--nproc_per_node", "2", str(REPO / "scripts" / "train_tc.py"),
+                             *args, "--model", "ddp"],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=demos)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp_rows = _rows(demos / "models" / "ddp")
+    single = train(TrainConfig(**dict(TINY, recurrence=4), demos="synth", storage=str(demos),
+                               epochs=2, model="single", device="cpu"))
+    single_rows = _rows(single.run_dir)
+    # the ranks together consumed exactly the episodes (and steps) of a single-process run
+    assert [r["frames"] for r in ddp_rows] == [r["frames"] for r in single_rows]
+    assert [r["update"] for r in ddp_rows] == [r["update"] for r in single_rows]
+    # gradients were averaged: the first batch's loss is that of the whole batch
+    assert float(ddp_rows[0]["train/loss"]) == pytest.approx(float(single_rows[0]["train/loss"]),
+                                                           rel=0.05)
+    assert load_checkpoint(demos / "models" / "ddp" / "last.pt").extra["epoch"] == 2
