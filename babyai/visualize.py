@@ -187,7 +187,7 @@ def save_animation(images: Sequence[Image.Image], path: Path, fps: float = 4.0) 
         # number, so frames differ and the file holds exactly one frame per image.
         atomic_write(path, lambda handle: images[0].save(
             handle, format="GIF", save_all=True, append_images=list(images[1:]),
-            duration=durations, loop=0, optimize=False))
+            duration=durations, loop=0, optimize=True))
         return path
     if suffix == ".mp4":
         return _save_mp4(images, path, fps)
