@@ -1,0 +1,134 @@
+"""The thinking bot: plans exactly like minigrid's bot, and thinks at every step."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
+
+from babyai.bot import BotFailure, BotStep, ThinkingBot
+from babyai.envs import make_env
+from babyai.generate import generate_episode, solve, thought_segments
+from babyai.thoughts import UNKNOWN_FAMILY, thought_family
+
+# (level, seed, a family that the bot's solution of that level must contain)
+FAMILY_CASES = [
+    ("GoToLocal", 2, "explore"),
+    ("GoToLocal", 0, "goto"),
+    ("Open", 0, "open"),
+    ("UnlockPickup", 0, "unlock"),
+    ("UnlockPickup", 0, "pickup"),
+    ("UnlockPickup", 0, "pickup_key"),
+    ("UnlockPickup", 0, "drop_key"),
+    ("PutNextLocal", 0, "pickup"),
+    ("PutNextLocal", 0, "drop_putnext"),
+    ("BlockedUnlockPickup", 0, "remove_blocker"),
+    ("BlockedUnlockPickup", 0, "drop_temporary"),
+    ("BlockedUnlockPickup", 0, "pickup_previous"),
+    ("BossLevel", 81, "drop_temporary"),
+    ("SynthSeq", 0, "drop_after_pickup"),
+    ("SynthSeq", 0, "close"),
+]
+
+
+def _run(level: str, seed: int):
+    env = make_env(f"BabyAI-{level}-v0")
+    obs, _ = env.reset(seed=seed)
+    bot = ThinkingBot(env)
+    steps, reward = [], 0.0
+    while True:
+        step = bot.act()
+        assert isinstance(step, BotStep)
+        steps.append(step)
+        obs, reward, terminated, truncated, _ = env.step(step.action)
+        if terminated or truncated:
+            return steps, reward, bot
+
+
+@pytest.mark.parametrize("level, seed, family", FAMILY_CASES)
+def test_family_appears_where_the_level_needs_it(level, seed, family):
+    steps, reward, bot = _run(level, seed)
+    assert reward > 0
+    families = [thought_family(step.thought) for step in steps]
+    assert family in families
+    assert UNKNOWN_FAMILY not in families
+    assert not bot.fallbacks
+
+
+@pytest.mark.parametrize("level", ["GoToLocal", "PutNextLocal", "UnlockPickup", "SynthSeq",
+                                   "BossLevel"])
+def test_same_actions_as_minigrid_bot_and_a_thought_every_step(level):
+    for seed in range(4):
+        steps, reward, _ = _run(level, seed)
+        assert reward > 0
+        assert all(step.thought for step in steps)
+        env = make_env(f"BabyAI-{level}-v0")
+        env.reset(seed=seed)
+        reference = BabyAIBot(env)
+        actions = []
+        while True:
+            action = reference.replan()
+            actions.append(int(action))
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+        assert [step.action for step in steps] == actions
+
+
+def test_thoughts_hold_while_the_intention_holds():
+    episode = solve("BabyAI-BossLevel-v0", 3)
+    segments = thought_segments(episode)
+    assert len(episode) / len(segments) >= 3
+    # a noise-free go-to episode is one intention (possibly after exploring)
+    goto = solve("BabyAI-GoToLocal-v0", 0)
+    assert {thought_family(t) for t in goto.thoughts} <= {"goto", "explore"}
+    assert len(thought_segments(goto)) <= 2
+
+
+def test_bot_replans_after_actions_it_did_not_suggest():
+    """An agent that ignores the bot half the time: the bot keeps suggesting and thinking."""
+    rng = np.random.default_rng(0)
+    successes = 0
+    for seed in range(6):
+        env = make_env("BabyAI-GoToLocal-v0")
+        env.reset(seed=seed)
+        bot = ThinkingBot(env)
+        taken = None
+        for _ in range(64):
+            action, thought = bot.act(taken)
+            assert thought_family(thought) != UNKNOWN_FAMILY
+            chosen = int(rng.integers(3)) if rng.random() < 0.5 else action
+            taken = None if chosen == action else chosen
+            _, reward, terminated, truncated, _ = env.step(chosen)
+            if terminated or truncated:
+                successes += reward > 0
+                break
+    assert successes >= 4
+
+
+def test_noisy_episodes_still_succeed():
+    episodes = [generate_episode("BabyAI-PutNextLocal-v0", seed, 0.2) for seed in range(8)]
+    assert sum(e is not None for e in episodes) >= 7
+
+
+def test_bot_failure_is_a_clear_exception():
+    """Opening a box makes minigrid's bot give up; we let that out as BotFailure."""
+    rng = np.random.default_rng(1)
+    for seed in range(50):
+        env = make_env("BabyAI-BossLevel-v0")
+        env.reset(seed=seed)
+        bot = ThinkingBot(env)
+        taken = None
+        try:
+            for _ in range(200):
+                action, _ = bot.act(taken)
+                grid = env.unwrapped.grid
+                front = grid.get(*env.unwrapped.front_pos)
+                chosen = 5 if front is not None and front.type == "box" else int(rng.integers(3))
+                taken = chosen
+                _, _, terminated, truncated, _ = env.step(chosen)
+                if terminated or truncated:
+                    break
+        except BotFailure as failure:
+            assert isinstance(failure.__cause__, (DisappearedBoxError, AssertionError))
+            return
+    pytest.fail("no level led the bot to give up")
