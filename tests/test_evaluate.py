@@ -1,0 +1,164 @@
+"""The batched evaluation core: equality with one-at-a-time runs, halting, summaries."""
+from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from babyai.evaluate import (EpisodeRecord, mission_types, run_episodes, success_by_mission_type,
+                             summarize_success, wilson_interval)
+from babyai.errors import UserError
+from babyai.model import AgentOutput, Memory, MissionEncoding, ModelConfig, build_agent
+from babyai.vocab import EOS, PAD, Vocabulary
+
+WORDS = ("go to the red ball pick up a blue key open door put next then after and explore "
+         "unseen area pickup to complete mission grey green purple yellow box")
+LEVEL = "BabyAI-GoToLocal-v0"
+STEPS = 16
+"""A short step limit keeps untrained agents' episodes cheap."""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small models on a shared 2-core machine run far faster on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Vocabulary:
+    return Vocabulary.build([WORDS])
+
+
+def tiny_agent(vocab: Vocabulary, use_thoughts: bool, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_agent(ModelConfig(vocab_size=len(vocab), memory_dim=32, image_dim=16,
+                                   instr_dim=16, use_thoughts=use_thoughts))
+
+
+@pytest.mark.parametrize("use_thoughts", [True, False])
+def test_greedy_batched_equals_one_at_a_time(vocab, use_thoughts):
+    agent = tiny_agent(vocab, use_thoughts)
+    seeds = [3, 1, 4, 15, 9, 2]
+    batched = run_episodes(agent, vocab, LEVEL, seeds, argmax=True, max_batch=4,
+                           max_steps=STEPS)  # refills
+    assert [record.seed for record in batched] == seeds
+    for record in batched:
+        alone = run_episodes(agent, vocab, LEVEL, [record.seed], argmax=True, max_steps=STEPS)[0]
+        assert alone.actions == record.actions
+        assert alone.thoughts == record.thoughts
+        assert (alone.success, alone.reward, alone.length) == (record.success, record.reward,
+                                                               record.length)
+    assert all(len(r.thoughts) == (r.length if use_thoughts else 0) for r in batched)
+    assert all(len(r.events) == r.length == len(r.actions) for r in batched)
+
+
+def test_sampling_does_not_depend_on_batch_composition(vocab):
+    agent = tiny_agent(vocab, True)
+    seeds = [5, 6, 7, 8, 9]
+    wide = run_episodes(agent, vocab, LEVEL, seeds, max_batch=5, sample_seed=11, max_steps=STEPS)
+    narrow = run_episodes(agent, vocab, LEVEL, seeds, max_batch=2, sample_seed=11, max_steps=STEPS)
+    other = run_episodes(agent, vocab, LEVEL, seeds, max_batch=5, sample_seed=12, max_steps=STEPS)
+    assert [r.actions for r in wide] == [r.actions for r in narrow]
+    assert [r.actions for r in wide] != [r.actions for r in other]
+
+
+def test_mode_is_restored(vocab):
+    agent = tiny_agent(vocab, False)
+    agent.train()
+    run_episodes(agent, vocab, LEVEL, [0], argmax=True, max_steps=4)
+    assert agent.training
+
+
+class ScriptedThinker(nn.Module):
+    """A stand-in agent that turns left forever and thinks `special` at its `halt_at`-th step
+    (counting from 0), "explore unseen area" otherwise. The step counter lives in memory."""
+
+    def __init__(self, vocab: Vocabulary, special: str, halt_at: int) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(use_thoughts=True)
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.vocab, self.special, self.halt_at = vocab, special, halt_at
+
+    def initial_memory(self, batch: int, device=None) -> Memory:
+        return Memory.zeros(batch, 1, device)
+
+    def encode_missions(self, tokens):
+        return MissionEncoding(tokens.float()[..., None], tokens != PAD)
+
+    def forward(self, images, mission, memory, thought_target=None, teacher_forcing=True):
+        step = memory.upper_h[:, 0].long()
+        rows = []
+        for value in step.tolist():
+            text = self.special if value == self.halt_at else "explore unseen area"
+            rows.append(self.vocab.encode(text) + [EOS])
+        width = max(len(row) for row in rows)
+        tokens = torch.tensor([row + [PAD] * (width - len(row)) for row in rows])
+        logits = torch.tensor([[5.0, 0, 0, 0, 0, 0, 0]]).expand(len(rows), 7)
+        new_memory = memory._replace(upper_h=memory.upper_h + 1)
+        return AgentOutput(logits, torch.zeros(len(rows)), None, tokens, new_memory)
+
+
+def test_intervention_halts_exactly_at_the_matching_thought(vocab):
+    agent = ScriptedThinker(vocab, "pickup red ball", halt_at=3)
+    rule = re.compile(r"\bred\b")
+    records = run_episodes(agent, vocab, LEVEL, [0, 1, 2], argmax=True, max_batch=2,
+                           intervention=lambda thought: "red" if rule.search(thought) else None)
+    for record in records:
+        assert record.halted and record.halt_step == 3 and record.halt_reason == "red"
+        assert record.actions == [0, 0, 0]  # the matching step's action never ran
+        assert record.thoughts == ["explore unseen area"] * 3 + ["pickup red ball"]
+        assert len(record.events) == 3 and not record.success
+    free = run_episodes(agent, vocab, LEVEL, [0], argmax=True, max_steps=STEPS)[0]
+    assert not free.halted and free.length > 3  # runs to the step limit turning left
+
+
+def test_bc_agent_refuses_thought_interventions_and_oracle(vocab):
+    agent = tiny_agent(vocab, False)
+    with pytest.raises(UserError):
+        run_episodes(agent, vocab, LEVEL, [0], intervention=lambda thought: True)
+    with pytest.raises(UserError):
+        run_episodes(agent, vocab, LEVEL, [0], oracle_thoughts=True)
+
+
+def test_render_gives_one_frame_per_state_and_json_round_trip(vocab):
+    agent = tiny_agent(vocab, True)
+    record = run_episodes(agent, vocab, LEVEL, [0], argmax=True, render=True,
+                          max_steps=STEPS)[0]
+    assert len(record.frames) == record.length + 1
+    assert record.frames[0].ndim == 3 and record.frames[0].shape[-1] == 3
+    data = json.loads(json.dumps(record.to_json()))
+    assert "frames" not in data
+    back = EpisodeRecord.from_json(data)
+    assert back.events == record.events and back.thoughts == record.thoughts
+
+
+def test_wilson_interval_known_values():
+    low, high = wilson_interval(5, 10)
+    assert low == pytest.approx(0.2366, abs=1e-4) and high == pytest.approx(0.7634, abs=1e-4)
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_mission_types_and_breakdown():
+    assert mission_types("go to the red ball") == ["go to"]
+    assert mission_types("open the red door, then pick up a ball") == ["open", "pick up",
+                                                                       "then/after"]
+    assert mission_types("put the red ball next to a key and go to a door") == [
+        "go to", "put next to", "and"]
+    assert mission_types("pick up a box after you open a door") == ["open", "pick up",
+                                                                    "then/after"]
+    records = [EpisodeRecord(0, "go to the red ball", success=True),
+               EpisodeRecord(1, "go to a box and open a door", success=False)]
+    by_type = success_by_mission_type(records)
+    assert (by_type["go to"].episodes, by_type["go to"].successes) == (2, 1)
+    assert (by_type["open"].episodes, by_type["open"].successes) == (1, 0)
+    assert by_type["pick up"].episodes == 0
+    assert summarize_success(records).success_rate == 0.5
