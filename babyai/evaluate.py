@@ -106,6 +106,10 @@ class EpisodeRecord:
     bot's with `oracle_thoughts`. Empty for a BC agent."""
     bot_thoughts: list[str] = field(default_factory=list)
     """The bot's thought for the same state (with `bot_thoughts` or `oracle_thoughts`)."""
+    bot_failure: str | None = None
+    """Set when minigrid's bot could not continue from a state the agent led it into: with
+    `bot_thoughts` the remaining steps get no bot thought; with `oracle_thoughts` the
+    episode ends there as a failure (the lower level has no thought to read)."""
     halted: bool = False
     halt_step: int | None = None
     halt_reason: str | None = None
@@ -188,6 +192,7 @@ class _Slot:
             self.record.frames.append(self.env.render())
         self.bot = None
         self.prev_action: int | None = None
+        self.bot_action: int | None = None
         if with_bot:
             from babyai.bot import ThinkingBot
             self.bot = ThinkingBot(self.env)
@@ -198,10 +203,29 @@ class _Slot:
             return None
         return ObjectRef(obj.type, obj.color, id(obj) in self.requested)
 
-    def ask_bot(self) -> None:
-        """The bot's thought for the current state (told which action was really taken)."""
-        self.bot_thought = self.bot.act(self.prev_action).thought
+    def ask_bot(self) -> bool:
+        """The bot's thought for the current state; False once the bot has given up.
+
+        The bot is told the previous action only when it differs from its suggestion
+        (minigrid's bot plans to undo an action it is told about).
+        """
+        from babyai.bot import BotFailure
+
+        if self.bot is None:
+            return False
+        taken = self.prev_action if self.prev_action != self.bot_action else None
+        try:
+            suggestion = self.bot.act(taken)
+        except BotFailure as error:
+            logger.debug("seed %d: bot failed at step %d: %s", self.record.seed,
+                         self.record.length, error)
+            self.record.bot_failure = f"step {self.record.length}: {error}"
+            self.bot = None
+            self.bot_thought = ""
+            return False
+        self.bot_action, self.bot_thought = suggestion.action, suggestion.thought
         self.record.bot_thoughts.append(self.bot_thought)
+        return True
 
     def step(self, action: int) -> bool:
         """Execute `action`, record what it met; True when the episode is over."""
@@ -241,12 +265,37 @@ def pad_tokens(sequences: Sequence[Sequence[int]], device: Any = None) -> torch.
     return out.to(device) if device is not None else out
 
 
-def _select_memory(memory: Any, keep: torch.Tensor) -> Any:
-    return type(memory)(*(part.index_select(0, keep) for part in memory))
+def _rows(parts: Any, index: torch.Tensor) -> Any:
+    """Select batch rows of every tensor of a NamedTuple (Memory, MissionEncoding)."""
+    return type(parts)(*(part.index_select(0, index) for part in parts))
 
 
-def _cat_memory(first: Any, second: Any) -> Any:
-    return type(first)(*(torch.cat([a, b], dim=0) for a, b in zip(first, second)))
+class _Batch:
+    """The running slots with their recurrent memory and mission encoding, row-aligned."""
+
+    def __init__(self) -> None:
+        self.slots: list[_Slot] = []
+        self.memory: Any = None
+        self.mission: Any = None
+
+    def add(self, fresh: list[_Slot], agent: Any, vocab: Vocabulary, device: Any) -> None:
+        new_memory = agent.initial_memory(len(fresh), device)
+        if self.slots:
+            new_memory = type(new_memory)(*(torch.cat([old, new], dim=0)
+                                            for old, new in zip(self.memory, new_memory)))
+        self.memory = new_memory
+        self.slots = self.slots + fresh
+        # Re-encoded as a whole: a mission's features do not depend on the batch's padding.
+        self.mission = agent.encode_missions(pad_tokens(
+            [vocab.encode(slot.record.mission) for slot in self.slots], device))
+
+    def keep(self, rows: list[int], device: Any) -> None:
+        if len(rows) == len(self.slots):
+            return
+        self.slots = [self.slots[row] for row in rows]
+        if self.slots:
+            index = torch.tensor(rows, dtype=torch.long, device=device)
+            self.memory, self.mission = _rows(self.memory, index), _rows(self.mission, index)
 
 
 def _choose_actions(logits: torch.Tensor, slots: Sequence[_Slot], argmax: bool) -> list[int]:
@@ -296,51 +345,59 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
     with_bot = oracle_thoughts or bot_thoughts
     pending = deque(enumerate(seeds))
     records: list[EpisodeRecord | None] = [None] * len(pending)
-    active: list[_Slot] = []
-    memory = mission = None
+    batch = _Batch()
     bar = tqdm(total=len(records), desc=f"eval {env_name}", unit="ep", disable=not progress,
                leave=False)
+
+    def finish(slot: _Slot) -> None:
+        records[slot.index] = slot.record
+        slot.close()
+        bar.update(1)
+
     was_training = agent.training
     agent.eval()
     try:
         with torch.no_grad():
-            while pending or active:
+            while pending or batch.slots:
                 # Refill the batch; new rows start from fresh memory.
                 fresh: list[_Slot] = []
-                while pending and len(active) + len(fresh) < max_batch:
+                while pending and len(batch.slots) + len(fresh) < max_batch:
                     index, seed = pending.popleft()
                     fresh.append(_Slot(index, seed, env_name, render=render, with_bot=with_bot,
                                        sample_seed=sample_seed, max_steps=max_steps))
                 if fresh:
-                    new_memory = agent.initial_memory(len(fresh), device)
-                    memory = new_memory if not active else _cat_memory(memory, new_memory)
-                    active.extend(fresh)
-                if fresh or mission is None:
-                    mission = agent.encode_missions(pad_tokens(
-                        [vocab.encode(slot.record.mission) for slot in active], device))
+                    batch.add(fresh, agent, vocab, device)
 
-                images = torch.from_numpy(np.stack([slot.obs["image"] for slot in active]))
+                if with_bot:
+                    asked = [slot.ask_bot() for slot in batch.slots]
+                    if oracle_thoughts and not all(asked):
+                        # No oracle thought to read: those episodes end here.
+                        for slot, ok in zip(batch.slots, asked):
+                            if not ok:
+                                finish(slot)
+                        batch.keep([row for row, ok in enumerate(asked) if ok], device)
+                        if not batch.slots:
+                            continue
+                slots = batch.slots
+                images = torch.from_numpy(np.stack([slot.obs["image"] for slot in slots]))
                 images = images.to(device=device, dtype=torch.long)
                 target = None
-                if with_bot:
-                    for slot in active:
-                        slot.ask_bot()
                 if oracle_thoughts:
                     target = pad_tokens([vocab.encode_thought(slot.bot_thought)
-                                         for slot in active], device)
-                out = agent(images, mission, memory, thought_target=target,
+                                         for slot in slots], device)
+                out = agent(images, batch.mission, batch.memory, thought_target=target,
                             teacher_forcing=oracle_thoughts)
-                memory = out.memory
-                actions = _choose_actions(out.action_logits, active, argmax)
+                batch.memory = out.memory
+                actions = _choose_actions(out.action_logits, slots, argmax)
                 if oracle_thoughts:
-                    thoughts = [slot.bot_thought for slot in active]
+                    thoughts = [slot.bot_thought for slot in slots]
                 elif use_thoughts:
                     thoughts = [vocab.decode(row) for row in out.thought_tokens.tolist()]
                 else:
                     thoughts = None
 
                 keep: list[int] = []
-                for row, (slot, action) in enumerate(zip(active, actions)):
+                for row, (slot, action) in enumerate(zip(slots, actions)):
                     done = False
                     if thoughts is not None:
                         slot.record.thoughts.append(thoughts[row])
@@ -351,21 +408,14 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                     if not done:
                         done = slot.step(int(action))
                     if done:
-                        records[slot.index] = slot.record
-                        slot.close()
-                        bar.update(1)
+                        finish(slot)
                     else:
                         keep.append(row)
-                if len(keep) < len(active):
-                    active = [active[row] for row in keep]
-                    if active:
-                        index = torch.tensor(keep, dtype=torch.long, device=device)
-                        memory = _select_memory(memory, index)
-                        mission = type(mission)(*(part.index_select(0, index) for part in mission))
+                batch.keep(keep, device)
     finally:
         agent.train(was_training)
         bar.close()
-        for slot in active:
+        for slot in batch.slots:
             slot.close()
     return [record for record in records if record is not None]
 

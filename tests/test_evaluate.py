@@ -162,3 +162,24 @@ def test_mission_types_and_breakdown():
     assert (by_type["open"].episodes, by_type["open"].successes) == (1, 0)
     assert by_type["pick up"].episodes == 0
     assert summarize_success(records).success_rate == 0.5
+
+
+def test_bot_and_oracle_thoughts(vocab):
+    from babyai.bot import ThinkingBot
+    from babyai.envs import make_env
+
+    agent = tiny_agent(vocab, True)
+    seeds = [0, 1, 2]
+    recorded = run_episodes(agent, vocab, LEVEL, seeds, argmax=True, bot_thoughts=True,
+                            max_steps=STEPS)
+    oracle = run_episodes(agent, vocab, LEVEL, seeds, argmax=True, oracle_thoughts=True,
+                          max_steps=STEPS)
+    for seed, with_bot, with_oracle in zip(seeds, recorded, oracle):
+        env = make_env(LEVEL)
+        env.reset(seed=seed)
+        first = ThinkingBot(env).act().thought
+        assert with_bot.bot_thoughts[0] == first and with_oracle.thoughts[0] == first
+        if with_bot.bot_failure is None:
+            assert len(with_bot.bot_thoughts) == with_bot.length
+        # The lower level read the bot's thought: the thoughts recorded are the bot's.
+        assert with_oracle.thoughts == with_oracle.bot_thoughts[: len(with_oracle.thoughts)]
