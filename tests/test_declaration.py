@@ -1,0 +1,72 @@
+"""The future action declaration score on hand-built traces."""
+from __future__ import annotations
+
+import pytest
+
+from babyai.declaration import (DROP, PICKUP, TOGGLE, DeclarationStep, declaration_score,
+                                declaration_steps, declares, score_records)
+from babyai.evaluate import EpisodeRecord, ObjectRef, StepEvent
+
+RED_BALL = ObjectRef("ball", "red")
+BLUE_DOOR = ObjectRef("door", "blue")
+GREY_KEY = ObjectRef("key", "grey")
+
+
+@pytest.mark.parametrize("thought, action, target, expected", [
+    ("pickup red ball to complete pickup mission", PICKUP, RED_BALL, True),
+    ("pickup blue ball to complete pickup mission", PICKUP, RED_BALL, False),  # wrong colour
+    ("pickup red key to unlock the door", PICKUP, RED_BALL, False),           # wrong type
+    ("drop red ball to complete putnext mission", PICKUP, RED_BALL, False),   # wrong action
+    ("remove blocking object red ball", PICKUP, RED_BALL, True),
+    ("remove blocking object red ball", DROP, RED_BALL, True),
+    ("drop red object temporary to find the key", DROP, RED_BALL, True),      # generic noun
+    ("open blue door to complete open mission", TOGGLE, BLUE_DOOR, True),
+    ("unlock blue door", TOGGLE, BLUE_DOOR, True),
+    ("open door to explore", TOGGLE, BLUE_DOOR, True),                        # colour unknown
+    ("open red door", TOGGLE, BLUE_DOOR, False),
+    ("pickup grey key to unlock the door", TOGGLE, BLUE_DOOR, False),         # says why, not what
+    ("explore unseen area", PICKUP, GREY_KEY, False),
+    ("go to grey key to complete goto mission", PICKUP, GREY_KEY, False),
+    ("", DROP, GREY_KEY, False),
+])
+def test_declares(thought, action, target, expected):
+    assert declares(thought, action, target) is expected
+
+
+def test_score_counts_and_untargeted_actions():
+    steps = [
+        DeclarationStep(PICKUP, "pickup red ball to complete pickup mission", RED_BALL),
+        DeclarationStep(TOGGLE, "explore unseen area", BLUE_DOOR),
+        DeclarationStep(DROP, "drop red ball to complete putnext mission", RED_BALL),
+        DeclarationStep(PICKUP, "pickup red ball to complete pickup mission", None),  # no-op
+    ]
+    result = declaration_score(steps)
+    assert (result.declared, result.total, result.untargeted) == (2, 3, 1)
+    assert result.score == pytest.approx(2 / 3)
+    assert result.by_action == {"pickup": [1, 1], "drop": [1, 1], "toggle": [0, 1]}
+    assert declaration_score([]).score is None
+
+
+def test_steps_from_records_use_the_thought_in_force_and_the_right_object():
+    nothing = None
+    events = [
+        StepEvent(2, nothing, None, None),                              # forward: ignored
+        StepEvent(3, RED_BALL, None, RED_BALL),                         # pickup the red ball
+        StepEvent(5, BLUE_DOOR, RED_BALL, RED_BALL),                    # toggle blue door
+        StepEvent(4, GREY_KEY, RED_BALL, None),                         # drop: acts on carried
+    ]
+    record = EpisodeRecord(
+        seed=0, mission="pick up the red ball", length=4, actions=[e.action for e in events],
+        events=events,
+        thoughts=["pickup red ball to complete pickup mission",
+                  "pickup red ball to complete pickup mission",
+                  "open blue door",
+                  "drop red ball to complete putnext mission"])
+    steps = declaration_steps(record)
+    assert [s.action for s in steps] == [3, 5, 4]
+    assert [s.target for s in steps] == [RED_BALL, BLUE_DOOR, RED_BALL]
+    assert score_records([record]).score == 1.0
+    record.thoughts[2] = "explore unseen area"
+    assert score_records([record]).score == pytest.approx(2 / 3)
+    bc = EpisodeRecord(seed=1, mission="x", events=events, actions=[e.action for e in events])
+    assert score_records([bc]).total == 0
