@@ -177,19 +177,12 @@ def mission_complexity(env: Any) -> MissionComplexity:
 def solution_length(env_name: str, seed: int) -> int | None:
     """Length of the bot's noise-free solution of (level, seed); None if the bot fails.
 
-    The one place that knows how the bot is run. Until the demonstration generator lands
-    this runs minigrid's `BabyAIBot` directly, step by step until the episode ends.
+    The one place that knows how the bot is run: the demonstration generator's `solve`, so
+    level sets and demonstrations agree on what "the bot's solution" is.
     """
-    from minigrid.utils.baby_ai_bot import BabyAIBot
-    env = _env(env_name)
-    env.reset(seed=seed)
-    bot = BabyAIBot(env)
-    steps, reward, done = 0, 0.0, False
-    while not done:
-        _, reward, terminated, truncated, _ = env.step(bot.replan())
-        steps += 1
-        done = terminated or truncated
-    return steps if reward > 0 else None
+    from babyai.generate import solve
+    episode = solve(env_name, seed)
+    return None if episode is None else len(episode)
 
 
 _ENVS: dict[str, Any] = {}

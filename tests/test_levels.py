@@ -226,3 +226,10 @@ def test_script_writes_under_storage_and_prints_the_table(tmp_path, capsys):
     assert set(read_level_set(levels_file)) == {"demo", "mission"}
     with pytest.raises(UserError, match="unknown level"):
         script.main(["--env", "NoSuchLevel", "--storage", str(tmp_path), "--quiet"])
+
+
+def test_level_seeds_are_disjoint_from_demo_and_validation_seeds():
+    from babyai.generate import MAX_ATTEMPTS, episode_seed
+    # the largest seed a dataset of < 5*10**8 episodes from base seed < 10**8 can use
+    largest = episode_seed(10**8, 4 * 10**8, attempt=MAX_ATTEMPTS - 1, valid=True)
+    assert largest < levels.LEVEL_SEED_START

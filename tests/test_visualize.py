@@ -147,3 +147,49 @@ def test_script_rejects_bad_outputs(tmp_path):
         script.main(["--demos", "x.pkl", "--out", str(tmp_path / "a.png")])
     with pytest.raises(SystemExit):
         script.main(["--bot", "--demos", "x.pkl"])
+
+
+def test_script_renders_the_thinking_bot_with_its_thoughts(tmp_path):
+    script = load_script()
+    written = script.main(["--bot", "--env", "MiniBossLevel", "--seed", "3",
+                           "--out", str(tmp_path / "bot.gif"), "--tile-size", "8"])
+    episode = bot_episode(LEVEL, 3)          # the thinking bot acts like minigrid's bot
+    assert gif_frames(written[0]) == len(episode) + 1
+    from babyai.visualize import bot_traces
+    trace = bot_traces(LEVEL, [3])[0]
+    assert trace.actions == list(episode.actions)
+    assert len(trace.thoughts) == len(trace.actions) and all(trace.thoughts)
+
+
+@pytest.mark.slow
+def test_script_renders_a_trained_agent(tmp_path, monkeypatch):
+    from babyai import visualize
+    from babyai.checkpoint import save_checkpoint
+    from babyai.model import ModelConfig, build_agent
+    from babyai.runtime import seed_everything
+    from babyai.vocab import Vocabulary
+
+    seed_everything(0)
+    vocab = Vocabulary.build(["go to the red ball", "go to red ball to complete goto mission",
+                              "explore unseen area"])
+    agent = build_agent(ModelConfig(vocab_size=len(vocab), image_dim=16, memory_dim=32,
+                                    instr_dim=16))
+    checkpoint = tmp_path / "tc.pt"
+    save_checkpoint(checkpoint, agent, vocab)
+    seen = []
+    real = visualize.model_traces
+
+    def spy(*args, **kwargs):
+        seen.extend(real(*args, **kwargs))
+        return seen
+
+    monkeypatch.setattr(visualize, "model_traces", spy)
+    written = load_script().main([
+        "--model", str(checkpoint), "--env", "GoToRedBallNoDists", "--seed", "5", "--argmax",
+        "--bot-thoughts", "--out", str(tmp_path / "tc.gif"), "--tile-size", "8"])
+    (trace,) = seen
+    assert trace.label == "TC agent" and trace.seed == 5
+    assert len(trace.thoughts) == len(trace.bot_thoughts) == len(trace.actions) >= 1
+    assert gif_frames(written[0]) == len(trace.actions) + 1
+    with Image.open(written[0]) as image:
+        assert image.size[0] == 480               # narrow grids are centred on a wider canvas
