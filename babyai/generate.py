@@ -409,3 +409,69 @@ def merge_shards(demos_path: Path, num_shards: int, valid: bool = False) -> Path
     return path
 
 
+
+
+# --------------------------------------------------------------------------- bot quality
+
+
+@dataclass
+class BotStatistics:
+    """How the noise-free thinking bot does on a set of seeds of one level."""
+
+    level: str
+    episodes: int
+    successes: int
+    steps: int
+    steps_without_thought: int
+    thoughts: Counter
+    failures: Counter
+    """Why episodes failed (exception type or "no reward")."""
+    fallbacks: Counter
+    """Pushes that matched no known pattern (see ThinkingBot.fallbacks)."""
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / max(self.episodes, 1)
+
+    def merge(self, other: "BotStatistics") -> "BotStatistics":
+        return BotStatistics(self.level, self.episodes + other.episodes,
+                             self.successes + other.successes, self.steps + other.steps,
+                             self.steps_without_thought + other.steps_without_thought,
+                             self.thoughts + other.thoughts, self.failures + other.failures,
+                             self.fallbacks + other.fallbacks)
+
+
+def bot_statistics(level: str, seeds: range | list[int]) -> BotStatistics:
+    """Play every seed with the noise-free thinking bot, counting every step (failed
+    episodes included) and whether it carried a thought."""
+    env = _env(level)
+    stats = BotStatistics(level, 0, 0, 0, 0, Counter(), Counter(), Counter())
+    for seed in seeds:
+        env.reset(seed=seed)
+        bot = ThinkingBot(env)
+        stats.episodes += 1
+        reward = 0.0
+        try:
+            while True:
+                action, thought = bot.act()
+                stats.steps += 1
+                stats.thoughts[thought] += 1
+                stats.steps_without_thought += not thought
+                _, reward, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    break
+        except BotFailure as error:
+            stats.failures[type(error.__cause__).__name__] += 1
+        else:
+            if reward > 0:
+                stats.successes += 1
+            else:
+                stats.failures["no reward"] += 1
+        stats.fallbacks += bot.fallbacks
+    return stats
+
+
+def bot_statistics_chunk(task: tuple[str, int, int]) -> BotStatistics:
+    """`bot_statistics(level, range(start, stop))` for a process pool."""
+    level, start, stop = task
+    return bot_statistics(level, range(start, stop))

@@ -132,3 +132,30 @@ def test_bot_failure_is_a_clear_exception():
             assert isinstance(failure.__cause__, (DisappearedBoxError, AssertionError))
             return
     pytest.fail("no level led the bot to give up")
+
+
+def _script(name: str):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bot_report_counts_every_step(capsys):
+    from babyai.generate import bot_statistics
+    stats = bot_statistics("BabyAI-GoToLocal-v0", range(5))
+    assert stats.episodes == 5 and stats.success_rate == 1.0
+    assert stats.steps == sum(stats.thoughts.values()) and stats.steps_without_thought == 0
+    results = _script("bot_report").main(["--levels", "BabyAI-GoToLocal-v0", "--episodes", "3"])
+    assert results[0].episodes == 3
+    assert "| BabyAI-GoToLocal-v0 | 3 | 100.0% |" in capsys.readouterr().out
+
+
+def test_bench_script_runs_on_tiny_settings(capsys):
+    rates = _script("bench_demos").main(["--env", "BabyAI-GoToLocal-v0", "--episodes", "3",
+                                         "--repeats", "1"])
+    assert set(rates) == {"raw", "ours", "workers"} and all(r > 0 for r in rates.values())
+    assert "ratio to raw" in capsys.readouterr().out
