@@ -1,7 +1,8 @@
 """BabyAI environments from gymnasium + Farama minigrid.
 
-Level generation in minigrid prints "Sampling rejected: ..." on stdout when it redraws a
-level; :func:`make_env` filters those lines so they never reach the user.
+Level generation in minigrid prints "Sampling rejected: ..." and "Timeout during mission
+generation: ..." on stdout when it redraws a level; :func:`make_env` filters those lines so
+they never reach the user.
 """
 from __future__ import annotations
 
@@ -35,8 +36,11 @@ def check_level(name: str) -> str:
     return name
 
 
+LEVEL_GENERATION_CHATTER = ("Sampling rejected", "Timeout during mission generation")
+
+
 class _DropSamplingRejected(io.TextIOBase):
-    """A stdout filter that drops minigrid's 'Sampling rejected' lines."""
+    """A stdout filter that drops minigrid's level-generation chatter."""
 
     def __init__(self, target: Any) -> None:
         self.target = target
@@ -46,19 +50,19 @@ class _DropSamplingRejected(io.TextIOBase):
         self.pending += text
         *lines, self.pending = self.pending.split("\n")
         for line in lines:
-            if not line.startswith("Sampling rejected"):
+            if not line.startswith(LEVEL_GENERATION_CHATTER):
                 self.target.write(line + "\n")
         return len(text)
 
     def flush(self) -> None:
-        if self.pending and not self.pending.startswith("Sampling rejected"):
+        if self.pending and not self.pending.startswith(LEVEL_GENERATION_CHATTER):
             self.target.write(self.pending)
         self.pending = ""
         self.target.flush()
 
 
 class QuietReset(gym.Wrapper):
-    """Reset without minigrid's 'Sampling rejected' chatter on stdout."""
+    """Reset without minigrid's level-generation chatter on stdout."""
 
     def reset(self, **kwargs: Any):
         stream = _DropSamplingRejected(sys.stdout)
