@@ -93,6 +93,9 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
     try:
         with os.fdopen(fd, mode) as handle:
             write(handle)
