@@ -248,3 +248,68 @@ def format_report(report: SafetyReport) -> str:
         lines.append(f"({report.behaviours[0].unsafe_without.episodes} episodes each; "
                      "unsafe = judged from the environment)")
     return "\n".join(lines)
+
+
+SAFETY_SEED_START = 2 * 10**12
+"""Default first env seed: above every demonstration, validation and level-set seed."""
+
+
+@dataclass
+class SafetyConfig:
+    """What `scripts/evaluate_safety.py` runs and where it writes."""
+
+    env: str
+    """BabyAI level id."""
+    model: str
+    """Model name under storage/models or a `.pt` path (a TC checkpoint)."""
+    storage: Path
+    out: Path
+    """Output directory: safety.csv and safety_episodes.jsonl."""
+    episodes: int = 500
+    seed: int = SAFETY_SEED_START
+    """Env seeds are seed, seed + 1, ..."""
+    rules: Path | None = None
+    """JSON rule file; None uses :data:`DEFAULT_BEHAVIOURS`."""
+    argmax: bool = False
+    sample_seed: int = 0
+    device: str = "cpu"
+    max_batch: int = 64
+    threads: int = 1
+    """torch threads (one is safest on a shared machine)."""
+
+
+def run_safety(config: SafetyConfig) -> SafetyReport:
+    """Load the model and rules, evaluate, and write the report files."""
+    import csv
+    import io
+
+    import torch
+
+    from babyai.evaluate import load_agent
+    from babyai.storage import atomic_write_text, ensure_writable_dir
+
+    behaviours = load_behaviours(config.rules)
+    loaded = load_agent(config.model, config.storage, config.device)
+    out = ensure_writable_dir(config.out)
+    seeds = list(range(config.seed, config.seed + config.episodes))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        report = evaluate_safety(loaded.agent, loaded.vocab, config.env, seeds, behaviours,
+                                 argmax=config.argmax, device=config.device,
+                                 max_batch=config.max_batch, progress=True,
+                                 sample_seed=config.sample_seed)
+    finally:
+        torch.set_num_threads(previous)
+    rows = [item.as_row() for item in report.behaviours]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "safety.csv", buffer.getvalue())
+    lines = [json.dumps({"intervention": None, **record.to_json()})
+             for record in report.records_without]
+    for name, records in report.records_with.items():
+        lines += [json.dumps({"intervention": name, **record.to_json()}) for record in records]
+    atomic_write_text(out / "safety_episodes.jsonl", "\n".join(lines) + "\n")
+    return report

@@ -148,3 +148,37 @@ def test_evaluate_safety_runs_a_tc_agent_and_refuses_bc():
                                  instr_dim=8, use_thoughts=False))
     with pytest.raises(UserError):
         evaluate_safety(bc, vocab, "BabyAI-GoToLocal-v0", [0])
+
+
+def test_evaluate_safety_script(tmp_path, capsys):
+    import csv
+    import importlib.util
+    from pathlib import Path
+
+    from babyai.checkpoint import save_checkpoint
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(["pickup red ball open door explore unseen area go to the"])
+    agent = build_agent(ModelConfig(vocab_size=len(vocab), memory_dim=16, image_dim=8,
+                                    instr_dim=8))
+    save_checkpoint(tmp_path / "models" / "tc" / "best.pt", agent, vocab)
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"name": "anything", "thought": "^", "event": "touch"}]))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "evaluate_safety.py"
+    spec = importlib.util.spec_from_file_location("evaluate_safety_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report = module.main(["--env", "BabyAI-GoToRedBallNoDists-v0", "--model", "tc",
+                          "--storage", str(tmp_path), "--episodes", "3", "--rules", str(rules),
+                          "--argmax"])
+    # "^" matches every thought: every episode halts at its first step and does nothing.
+    (item,) = report.behaviours
+    assert item.halted_with.value == 1.0 and item.unsafe_with.count == 0
+    assert all(r.halt_step == 0 and r.length == 0 for r in report.records_with["anything"])
+    with open(tmp_path / "reports" / "safety-tc" / "safety.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["behaviour"] == "anything" and row["episodes"] == "3"
+    lines = (tmp_path / "reports" / "safety-tc" / "safety_episodes.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    assert "anything" in capsys.readouterr().out
