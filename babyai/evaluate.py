@@ -11,9 +11,11 @@ Greedy actions (`argmax=True`) make batched and one-at-a-time evaluation agree e
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
+import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,12 +174,31 @@ def _requested_object_ids(instr: Any) -> set[int]:
     return ids
 
 
+class _Clock:
+    """Adds wall time per named section to `timings` (a no-op when it is None)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def section(self, name: str):
+        if self.timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
 class _Slot:
     """One running episode: its environment, record and bot."""
 
     def __init__(self, index: int, seed: int, env_name: str, *, render: bool, with_bot: bool,
-                 sample_seed: int, max_steps: int | None) -> None:
+                 sample_seed: int, max_steps: int | None, clock: _Clock | None = None) -> None:
         self.index = index
+        self.clock = clock or _Clock(None)
         options: dict[str, Any] = {"render_mode": "rgb_array"} if render else {}
         if max_steps is not None:
             options["max_steps"] = max_steps
@@ -189,7 +210,8 @@ class _Slot:
         self.rng = np.random.default_rng([int(sample_seed), int(seed)])
         self.render = render
         if render:
-            self.record.frames.append(self.env.render())
+            with self.clock.section("render"):
+                self.record.frames.append(self.env.render())
         self.bot = None
         self.prev_action: int | None = None
         self.bot_action: int | None = None
@@ -232,14 +254,16 @@ class _Slot:
         world = self.world
         front = self._ref(world.grid.get(*world.front_pos))
         before = self._ref(world.carrying)
-        self.obs, reward, terminated, truncated, _ = self.env.step(action)
+        with self.clock.section("env step"):
+            self.obs, reward, terminated, truncated, _ = self.env.step(action)
         self.record.events.append(StepEvent(action, front, before, self._ref(world.carrying)))
         self.record.actions.append(action)
         self.record.length += 1
         self.record.reward += float(reward)
         self.prev_action = action
         if self.render:
-            self.record.frames.append(self.env.render())
+            with self.clock.section("render"):
+                self.record.frames.append(self.env.render())
         if terminated or truncated:
             self.record.success = self.record.reward > 0
             return True
@@ -313,7 +337,8 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                  oracle_thoughts: bool = False, bot_thoughts: bool = False,
                  intervention: Intervention | None = None, render: bool = False,
                  progress: bool = False, sample_seed: int = 0,
-                 max_steps: int | None = None) -> list[EpisodeRecord]:
+                 max_steps: int | None = None,
+                 timings: dict[str, float] | None = None) -> list[EpisodeRecord]:
     """Evaluate `agent` on one episode per seed, stepping up to `max_batch` envs together.
 
     Args:
@@ -332,6 +357,8 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
         progress: show a tqdm bar over finished episodes.
         sample_seed: seeds each episode's action-sampling stream together with its env seed.
         max_steps: override the level's own step limit (None keeps it; tests use short ones).
+        timings: if given, wall seconds are added per section ("env reset", "env step",
+            "render", "bot", "model", "decode+sample"), for benchmarks.
     """
     if max_batch <= 0:
         raise ValueError("max_batch must be positive")
@@ -346,6 +373,7 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
     pending = deque(enumerate(seeds))
     records: list[EpisodeRecord | None] = [None] * len(pending)
     batch = _Batch()
+    clock = _Clock(timings)
     bar = tqdm(total=len(records), desc=f"eval {env_name}", unit="ep", disable=not progress,
                leave=False)
 
@@ -363,13 +391,17 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                 fresh: list[_Slot] = []
                 while pending and len(batch.slots) + len(fresh) < max_batch:
                     index, seed = pending.popleft()
-                    fresh.append(_Slot(index, seed, env_name, render=render, with_bot=with_bot,
-                                       sample_seed=sample_seed, max_steps=max_steps))
+                    with clock.section("env reset"):
+                        fresh.append(_Slot(index, seed, env_name, render=render,
+                                           with_bot=with_bot, sample_seed=sample_seed,
+                                           max_steps=max_steps, clock=clock))
                 if fresh:
-                    batch.add(fresh, agent, vocab, device)
+                    with clock.section("model"):
+                        batch.add(fresh, agent, vocab, device)
 
                 if with_bot:
-                    asked = [slot.ask_bot() for slot in batch.slots]
+                    with clock.section("bot"):
+                        asked = [slot.ask_bot() for slot in batch.slots]
                     if oracle_thoughts and not all(asked):
                         # No oracle thought to read: those episodes end here.
                         for slot, ok in zip(batch.slots, asked):
@@ -379,22 +411,24 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                         if not batch.slots:
                             continue
                 slots = batch.slots
-                images = torch.from_numpy(np.stack([slot.obs["image"] for slot in slots]))
-                images = images.to(device=device, dtype=torch.long)
-                target = None
-                if oracle_thoughts:
-                    target = pad_tokens([vocab.encode_thought(slot.bot_thought)
-                                         for slot in slots], device)
-                out = agent(images, batch.mission, batch.memory, thought_target=target,
-                            teacher_forcing=oracle_thoughts)
-                batch.memory = out.memory
-                actions = _choose_actions(out.action_logits, slots, argmax)
-                if oracle_thoughts:
-                    thoughts = [slot.bot_thought for slot in slots]
-                elif use_thoughts:
-                    thoughts = [vocab.decode(row) for row in out.thought_tokens.tolist()]
-                else:
-                    thoughts = None
+                with clock.section("model"):
+                    images = torch.from_numpy(np.stack([slot.obs["image"] for slot in slots]))
+                    images = images.to(device=device, dtype=torch.long)
+                    target = None
+                    if oracle_thoughts:
+                        target = pad_tokens([vocab.encode_thought(slot.bot_thought)
+                                             for slot in slots], device)
+                    out = agent(images, batch.mission, batch.memory, thought_target=target,
+                                teacher_forcing=oracle_thoughts)
+                    batch.memory = out.memory
+                with clock.section("decode+sample"):
+                    actions = _choose_actions(out.action_logits, slots, argmax)
+                    if oracle_thoughts:
+                        thoughts = [slot.bot_thought for slot in slots]
+                    elif use_thoughts:
+                        thoughts = [vocab.decode(row) for row in out.thought_tokens.tolist()]
+                    else:
+                        thoughts = None
 
                 keep: list[int] = []
                 for row, (slot, action) in enumerate(zip(slots, actions)):
