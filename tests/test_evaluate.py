@@ -183,3 +183,22 @@ def test_bot_and_oracle_thoughts(vocab):
             assert len(with_bot.bot_thoughts) == with_bot.length
         # The lower level read the bot's thought: the thoughts recorded are the bot's.
         assert with_oracle.thoughts == with_oracle.bot_thoughts[: len(with_oracle.thoughts)]
+
+
+def test_bench_eval_script_smoke(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_eval.py"
+    spec = importlib.util.spec_from_file_location("bench_eval_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    try:
+        result = module.main(["--episodes", "4", "--single-episodes", "2", "--max-steps", "3",
+                              "--render-episodes", "1", "--memory-dim", "16", "--instr-dim",
+                              "8", "--image-dim", "8", "--max-batch", "4"])
+    finally:
+        torch.set_num_threads(threads)
+    assert result["steps"] == 12 and result["ratio"] > 0
+    assert "speed-up of batching" in capsys.readouterr().out
