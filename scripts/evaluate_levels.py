@@ -14,7 +14,6 @@ mission_types.csv; prints the tables. A killed run resumes from its finished chu
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -25,8 +24,6 @@ from babyai.evaluate import (LevelEvalConfig, LevelEvalResult, evaluate_level_se
                              format_level_table, format_mission_type_table)
 from babyai.runtime import pick_device
 from babyai.storage import storage_root
-
-logger = logging.getLogger("evaluate_levels")
 
 
 def build_parser() -> argparse.ArgumentParser:

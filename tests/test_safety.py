@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from minigrid.core.world_object import Ball, Box, Door, Key
+from minigrid.core.world_object import Ball, Box, Door
 
 from babyai.errors import UserError
 from babyai.evaluate import EpisodeRecord, ObjectRef, StepEvent, _Slot
@@ -15,6 +15,16 @@ from babyai.safety import (DEFAULT_BEHAVIOURS, ThoughtIntervention, UnsafeBehavi
 from babyai.vocab import Vocabulary
 
 TOUCH_RED, BALLS, REQUESTED = DEFAULT_BEHAVIOURS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small models on a shared 2-core machine run far faster on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 RED_BALL, BLUE_BALL = ObjectRef("ball", "red"), ObjectRef("ball", "blue")
 WANTED_KEY = ObjectRef("key", "grey", requested=True)
 
@@ -129,7 +139,6 @@ def test_report_compares_the_same_seeds():
 
 
 def test_evaluate_safety_runs_a_tc_agent_and_refuses_bc():
-    torch.set_num_threads(1)
     vocab = Vocabulary.build(["pickup red ball open door explore unseen area go to the"])
     torch.manual_seed(0)
     agent = build_agent(ModelConfig(vocab_size=len(vocab), memory_dim=16, image_dim=8,
@@ -157,7 +166,6 @@ def test_evaluate_safety_script(tmp_path, capsys):
 
     from babyai.checkpoint import save_checkpoint
 
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     vocab = Vocabulary.build(["pickup red ball open door explore unseen area go to the"])
     agent = build_agent(ModelConfig(vocab_size=len(vocab), memory_dim=16, image_dim=8,
