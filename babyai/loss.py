@@ -61,13 +61,7 @@ def imitation_loss(action_logits: torch.Tensor, actions: torch.Tensor,
     entropy_mean = (entropy * weight).sum() / denom
 
     if thought_logits is not None and thought_targets is not None:
-        target = thought_targets[:, 1:].long()
-        token_nll = F.cross_entropy(thought_logits.float().reshape(-1, thought_logits.shape[-1]),
-                                    target.reshape(-1), ignore_index=PAD, reduction="none")
-        token_nll = token_nll.view_as(target)
-        tokens = (target != PAD).float()
-        per_step = (token_nll * tokens).sum(dim=1) / tokens.sum(dim=1).clamp(min=1.0)
-        thought = (per_step * weight).sum() / denom
+        thought = thought_nll(thought_logits, thought_targets, valid, denominator=denom)
     else:
         thought = action.new_zeros(())
 
@@ -75,3 +69,23 @@ def imitation_loss(action_logits: torch.Tensor, actions: torch.Tensor,
     with torch.no_grad():
         correct = ((action_logits.argmax(dim=-1) == actions) & valid).sum()
     return LossParts(total, action, thought, entropy_mean, correct, steps)
+
+
+def thought_nll(thought_logits: torch.Tensor, thought_targets: torch.Tensor,
+                valid: torch.Tensor | None = None, *, denominator: float | None = None) -> torch.Tensor:
+    """The thought part alone: per step, the mean NLL of its non-padding target tokens;
+    summed over valid steps and divided by `denominator` (default: the valid steps).
+
+    Separate so a trainer can back-propagate it in chunks of steps (see babyai.train).
+    """
+    target = thought_targets[:, 1:].long()
+    token_nll = F.cross_entropy(thought_logits.float().reshape(-1, thought_logits.shape[-1]),
+                                target.reshape(-1), ignore_index=PAD, reduction="none")
+    token_nll = token_nll.view_as(target)
+    tokens = (target != PAD).float()
+    per_step = (token_nll * tokens).sum(dim=1) / tokens.sum(dim=1).clamp(min=1.0)
+    if valid is not None:
+        per_step = per_step * valid.float()
+    if denominator is None:
+        denominator = max(int(valid.sum()) if valid is not None else len(per_step), 1)
+    return per_step.sum() / denominator

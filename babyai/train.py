@@ -46,7 +46,7 @@ from babyai.checkpoint import check_compatible, read_checkpoint, save_checkpoint
 from babyai.dataset import Batch, DemoDataset, EpochSampler, Window, batches, load_dataset
 from babyai.envs import check_level
 from babyai.errors import UserError
-from babyai.loss import imitation_loss
+from babyai.loss import imitation_loss, thought_nll
 from babyai.model import INSTR_ARCHS, Agent, Memory, MissionEncoding, ModelConfig, build_agent
 from babyai.runtime import pick_device, seed_everything
 from babyai.schedules import learning_rate, teacher_forcing_draws, teacher_forcing_prob
@@ -58,6 +58,8 @@ CONFIG_FILE = "config.json"
 LOG_FILE = "log.csv"
 # Fields that may change between a run and its resumption without changing its result.
 RESUMABLE_CHANGES = ("device", "tb", "log_interval", "save_interval", "storage")
+THOUGHT_CHUNK = 256
+"""Steps whose teacher-forced thought decoding is back-propagated together (memory bound)."""
 
 
 @dataclass
@@ -211,8 +213,10 @@ class WindowOutput(NamedTuple):
 
     action_logits: torch.Tensor  # [N, A]
     actions: torch.Tensor  # [N]
-    thought_logits: torch.Tensor | None  # [N, Lt-1, V]
+    thought_logits: torch.Tensor | None  # [N, Lt-1, V] (None unless asked for)
     thought_targets: torch.Tensor | None  # [N, Lt]
+    upper_h: torch.Tensor | None  # [N, memory_dim] new upper memories (TC only)
+    upper_c: torch.Tensor | None
 
 
 def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Memory,
@@ -248,14 +252,14 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
             targets.append(target)
             upper_h.append(memory.upper_h)
             upper_c.append(memory.upper_c)
-    thought_logits = thought_targets = None
+    thought_logits = thought_targets = all_h = all_c = None
     if use_thoughts:
         thought_targets = torch.cat(targets)
+        all_h, all_c = torch.cat(upper_h), torch.cat(upper_c)
         if want_thought_logits:
-            thought_logits = agent.thought_logits(torch.cat(upper_h), torch.cat(upper_c),
-                                                  thought_targets)
+            thought_logits = agent.thought_logits(all_h, all_c, thought_targets)
     return WindowOutput(torch.cat(logits), torch.cat(actions), thought_logits,
-                        thought_targets), memory
+                        thought_targets, all_h, all_c), memory
 
 
 def _metric_row_fields() -> list[str]:
@@ -392,15 +396,21 @@ class Trainer:
             for window in batch.windows(config.recurrence, self.device):
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                     output, memory = run_window(self.agent, window, missions, memory,
-                                                teacher_forcing)
+                                                teacher_forcing, want_thought_logits=False)
                 parts = imitation_loss(output.action_logits, output.actions,
-                                       output.thought_logits, output.thought_targets,
-                                       entropy_coef=config.entropy_coef, sg_coef=config.sg_coef,
+                                       entropy_coef=config.entropy_coef,
                                        denominator=total_steps)
-                self.scaler.scale(parts.total).backward()
+                roots, grads = [self.scaler.scale(parts.total)], [None]
+                thought = 0.0
+                if output.upper_h is not None:
+                    thought, upper_grads = self._thought_backward(output, total_steps)
+                    if upper_grads is not None:
+                        roots += [output.upper_h, output.upper_c]
+                        grads += list(upper_grads)
+                torch.autograd.backward(roots, grads)
                 memory = memory.detach()
-                sums += torch.tensor([parts.total.item(), parts.action.item(),
-                                      parts.thought.item(), parts.entropy.item(),
+                total = parts.total.item() + config.sg_coef * thought
+                sums += torch.tensor([total, parts.action.item(), thought, parts.entropy.item(),
                                       float(parts.action_correct), float(parts.steps)],
                                      dtype=torch.float64)
         params = [p for p in self.agent.parameters() if p.requires_grad]
@@ -430,6 +440,37 @@ class Trainer:
         return {"loss": loss, "action_nll": float(sums[1]), "thought_nll": float(sums[2]),
                 "entropy": float(sums[3]), "action_acc": float(sums[4]) / steps,
                 "grad_norm": grad_norm, "steps": float(sums[5])}
+
+    def _thought_backward(self, output: WindowOutput, total_steps: int
+                          ) -> tuple[float, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The thought loss of a window, back-propagated in chunks of steps.
+
+        The teacher-forced decoder (an LSTM of memory_dim over every token of every step's
+        thought) holds most of a window's activations. Its input, the upper memories, is cut
+        from the graph; each chunk's loss is back-propagated at once (freeing that chunk's
+        decoder graph) and the gradient reaching the upper memories is handed back to the
+        caller, who back-propagates it through the rest of the window together with the
+        action loss. The gradients are exactly those of one backward over the whole window;
+        peak memory holds one chunk of decoder activations instead of the window's.
+        Returns the window's thought NLL (summed / total_steps) and the upper-memory grads.
+        """
+        config = self.config
+        upper_h = output.upper_h.detach().requires_grad_(config.sg_coef > 0)
+        upper_c = output.upper_c.detach().requires_grad_(config.sg_coef > 0)
+        value = 0.0
+        with torch.set_grad_enabled(config.sg_coef > 0):
+            for start in range(0, len(upper_h), THOUGHT_CHUNK):
+                rows = slice(start, start + THOUGHT_CHUNK)
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                    logits = self.agent.thought_logits(upper_h[rows], upper_c[rows],
+                                                       output.thought_targets[rows])
+                nll = thought_nll(logits, output.thought_targets[rows], denominator=total_steps)
+                if config.sg_coef > 0:
+                    self.scaler.scale(config.sg_coef * nll).backward()
+                value += nll.item()
+        if config.sg_coef > 0:
+            return value, (upper_h.grad, upper_c.grad)
+        return value, None
 
     # ------------------------------------------------------------------ validation
 

@@ -17,6 +17,7 @@ from babyai import train as train_module
 from babyai.checkpoint import load_checkpoint, read_checkpoint
 from babyai.dataset import load_dataset
 from babyai.errors import UserError
+from babyai.loss import imitation_loss
 from babyai.model import ModelConfig, build_agent
 from babyai.train import NonFiniteLoss, TrainConfig, Trainer, run_window, train
 
@@ -88,6 +89,37 @@ def test_windowed_run_matches_step_by_step_rollout(tmp_path, use_thoughts, teach
                     n = out.thought_logits.shape[1]
                     torch.testing.assert_close(thought_logits[:n], out.thought_logits[0],
                                                atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("teacher_forcing", [True, False])
+def test_train_batch_gradients_equal_one_plain_backward_over_each_window(demos, monkeypatch,
+                                                                         teacher_forcing):
+    trainer = Trainer(TrainConfig(**TINY, demos="synth", storage=str(demos), dropout=0.0,
+                                  max_grad_norm=1e9, entropy_coef=0.05))
+    monkeypatch.setattr(train_module, "THOUGHT_CHUNK", 7)  # several decoder chunks per window
+    monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
+    batch = trainer.train_data.batch(range(6))
+    metrics = trainer.train_batch(batch, teacher_forcing, batch.num_steps)
+    chunked = {n: p.grad.clone() for n, p in trainer.agent.named_parameters() if p.grad is not None}
+
+    agent = trainer.agent
+    agent.zero_grad(set_to_none=True)
+    memory = agent.initial_memory(len(batch))
+    missions = batch.mission_tensor("cpu")
+    total = 0.0
+    for window in batch.windows(trainer.config.recurrence, "cpu"):
+        output, memory = run_window(agent, window, missions, memory, teacher_forcing)
+        parts = imitation_loss(output.action_logits, output.actions, output.thought_logits,
+                               output.thought_targets, entropy_coef=0.05, sg_coef=2.0,
+                               denominator=batch.num_steps)
+        parts.total.backward()
+        memory = memory.detach()
+        total += parts.total.item()
+    plain = {n: p.grad for n, p in agent.named_parameters() if p.grad is not None}
+    assert metrics["loss"] == pytest.approx(total, rel=1e-5)
+    assert chunked.keys() == plain.keys() and "thinker.decoder.weight_hh_l0" in plain
+    for name in plain:
+        torch.testing.assert_close(chunked[name], plain[name], atol=1e-6, rtol=1e-4, msg=name)
 
 
 def _final_state(run_dir: Path) -> dict:
