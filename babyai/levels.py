@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import numbers
 import pickle
 import time
 from dataclasses import asdict, dataclass, field
@@ -405,9 +406,11 @@ def read_level_set(path: str | Path) -> dict:
             raise UserError(f"{path}: levels[{kind!r}] must map difficulty -> {{seed: info}}")
         for label, seeds in bins.items():
             if not isinstance(seeds, dict) or not all(
-                    isinstance(seed, int) for seed in seeds):
+                    isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+                    for seed in seeds):
                 raise UserError(f"{path}: levels[{kind!r}][{label!r}] must be a dict "
                                 "keyed by integer seeds")
+            bins[label] = {int(seed): info for seed, info in seeds.items()}
     return levels
 
 

@@ -233,3 +233,16 @@ def test_level_seeds_are_disjoint_from_demo_and_validation_seeds():
     # the largest seed a dataset of < 5*10**8 episodes from base seed < 10**8 can use
     largest = episode_seed(10**8, 4 * 10**8, attempt=MAX_ATTEMPTS - 1, valid=True)
     assert largest < levels.LEVEL_SEED_START
+
+
+def test_read_level_set_accepts_numpy_integer_seeds(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from babyai.levels import read_level_set
+
+    path = tmp_path / "np.pkl"
+    path.write_bytes(pickle.dumps({"demo": {25: {np.int64(7): None}}, "mission": {}}))
+    levels = read_level_set(path)
+    assert list(levels["demo"][25]) == [7] and type(next(iter(levels["demo"][25]))) is int
