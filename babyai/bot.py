@@ -128,7 +128,8 @@ class ThinkingBot:
         stack = self._bot.stack
         self._tags = {subgoal: self._tags[subgoal] for subgoal in stack}
         if stack:
-            self._last_thought = render(self._tags[stack[-1]], self._carrying())
+            self._last_thought = render(self._tags[stack[-1]], self._carrying(),
+                                        self._picking(stack[-1], action))
         elif self._last_thought is None:  # nothing planned at all: the mission is already done
             self._last_thought = "explore unseen area"
         return BotStep(int(action), self._last_thought)
@@ -142,6 +143,13 @@ class ThinkingBot:
     def _carrying(self) -> tuple[str, str] | None:
         carried = self.env.unwrapped.carrying
         return (carried.color, carried.type) if carried is not None else None
+
+    def _picking(self, top: Subgoal, action: int) -> tuple[str, str] | None:
+        """(colour, type) of the object the plan is about to pick up, if it is one."""
+        if not isinstance(top, PickupSubgoal) or action != self.env.unwrapped.actions.pickup:
+            return None
+        front = self.env.unwrapped.grid.get(*self.env.unwrapped.front_pos)
+        return (front.color, front.type) if front is not None and front.can_pickup() else None
 
     def _adopt(self, subgoal: Subgoal, intention: Intention) -> None:
         """Tag a new subgoal and observe its planning calls from now on."""

@@ -82,6 +82,7 @@ UNKNOWN_FAMILY = "unknown"
 _DOOR_FAMILIES = {"open", "unlock", "close"}
 _KEY_FAMILIES = {"pickup_key", "drop_key"}
 _CARRIED_FAMILIES = {"drop_putnext", "drop_temporary", "drop_key", "drop_after_pickup"}
+_PICKED_FAMILIES = {"pickup", "pickup_key", "pickup_previous", "remove_blocker"}
 _FAMILY_BY_NAME = {family.name: family for family in FAMILIES}
 
 
@@ -89,17 +90,23 @@ def _noun(color: str | None, obj: str | None) -> str:
     return f"{color} {obj or 'object'}" if color else (obj or "object")
 
 
-def render(intention: Intention, carrying: tuple[str, str] | None = None) -> str:
+def render(intention: Intention, carrying: tuple[str, str] | None = None,
+           picking: tuple[str, str] | None = None) -> str:
     """The sentence for an intention.
 
     Args:
         intention: the purpose of the subgoal on top of the plan.
         carrying: (colour, type) of the object in the agent's hands, if any; drop thoughts
             name what is actually carried, which the plan may not know when it is pushed.
+        picking: (colour, type) of the object about to be picked up, when the plan's next
+            action is a pickup; pickup thoughts then name it (the plan's idea of which
+            object matches "a key" can be stale once objects have been moved).
     """
     family, color, obj, purpose = intention
     if family in _CARRIED_FAMILIES and carrying is not None:
         color, obj = carrying
+    if family in _PICKED_FAMILIES and picking is not None:
+        color, obj = picking
     if family in _DOOR_FAMILIES:
         obj = "door"
     elif family in _KEY_FAMILIES:

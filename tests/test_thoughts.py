@@ -82,3 +82,32 @@ def test_random_thoughts_are_fully_formed_and_fit_the_decoder():
     assert seen == set(FAMILY_NAMES)
     a = [random_thought(np.random.default_rng(5)) for _ in range(3)]
     assert len(set(a)) == 1  # deterministic given the generator state
+
+
+def test_pickup_thoughts_name_the_object_actually_picked():
+    from babyai.thoughts import Intention, render
+
+    stale = Intention("pickup", "yellow", "key", "pickup")
+    assert render(stale, picking=("green", "key")) == "pickup green key to complete pickup mission"
+    assert render(Intention("explore"), picking=("green", "key")) == "explore unseen area"
+
+
+def test_bot_names_the_key_it_really_picks_up():
+    """BossLevel seed 27: after moving keys around, the plan's "a key" still meant the
+    yellow one while the bot picked up the green one."""
+    from babyai.bot import ThinkingBot
+    from babyai.envs import make_env
+
+    env = make_env("BabyAI-BossLevel-v0")
+    env.reset(seed=27)
+    bot = ThinkingBot(env)
+    mismatches = 0
+    while True:
+        action, thought = bot.act()
+        front = env.unwrapped.grid.get(*env.unwrapped.front_pos)
+        if action == env.unwrapped.actions.pickup and front is not None:
+            mismatches += f"{front.color} {front.type}" not in thought
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    assert mismatches == 0
