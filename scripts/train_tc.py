@@ -104,6 +104,9 @@ def build_parser(use_thoughts: bool = True) -> argparse.ArgumentParser:
                      help="stop after N validations without a better success rate (0: never)")
     val.add_argument("--tb", action="store_true", help="write TensorBoard scalars to the run directory")
     val.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    val.add_argument("--threads", type=non_negative_int, default=d.threads,
+                     help="torch CPU threads (0: torch's default); on a busy 2-core machine "
+                          "1 can be much faster")
     return parser
 
 
@@ -120,7 +123,7 @@ def config_from_args(args: argparse.Namespace, use_thoughts: bool = True) -> Tra
         seed=args.seed, val_seed=args.val_seed, val_episodes=args.val_episodes,
         val_interval=args.val_interval, log_interval=args.log_interval,
         save_interval=args.save_interval, patience=args.patience, tb=args.tb,
-        device=args.device)
+        device=args.device, threads=args.threads)
 
 
 def main(argv: Sequence[str] | None = None):

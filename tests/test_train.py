@@ -206,7 +206,7 @@ def test_tc_script_end_to_end_writes_config_logs_and_checkpoints(demos):
                        "--warm-start", "--stop-tf", "1", "--instr-arch", "attgru",
                        "--val-seed", "2023", "--episodes", "12", "--entropy-coef", "0.01",
                        "--optim-eps", "1e-5", "--patience", "5", "--tb", "--save-interval", "1",
-                       "--device", "cpu", "--model", "tc_run"])
+                       "--device", "cpu", "--threads", "1", "--model", "tc_run"])
     run_dir = demos / "models" / "tc_run"
     assert summary.run_dir == run_dir and summary.epochs_done == 2
     assert {"config.json", "log.csv", "best.pt", "last.pt"} <= {p.name for p in run_dir.iterdir()}
