@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from typing import Callable, Sequence
@@ -19,6 +20,18 @@ def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | No
     except UserError as error:
         prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "babyai"
         print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        advice = {errno.ENOSPC: "free some disk space or point --storage elsewhere",
+                  errno.EDQUOT: "free some disk space or point --storage elsewhere",
+                  errno.EACCES: "choose a writable --storage (or fix the permissions)",
+                  errno.EROFS: "choose a writable --storage"}.get(error.errno)
+        if advice is None:
+            raise
+        prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "babyai"
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"{prog}: error: {error.strerror}{where}: {advice}; "
+              "rerun the same command afterwards, saved work is kept", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted; the last saved state is intact, rerun the same command to resume",

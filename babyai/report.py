@@ -18,10 +18,10 @@ python scripts/make_agent_demos.py --env BabyAI-BossLevel-v0 --episodes 1000000 
     --noise-rate 0.01 --demos boss1m --workers 8      # or --shard i --num-shards n on a cluster
 python scripts/train_tc.py --env BabyAI-BossLevel-v0 --demos boss1m --memory-dim=2048 --recurrence=80 \\
     --batch-size=180 --instr-arch=attgru --instr-dim=256 --val-interval 2 --log-interval 2 --lr 5e-4 \\
-    --epochs 160 --epoch-length 51200 --seed 0 --val-seed 1000000000000000 --sg-coef 2 --warm-start --stop-tf 10
+    --epochs 160 --epoch-length 51200 --seed 0 --val-seed 500000000000 --sg-coef 2 --warm-start --stop-tf 10
 python scripts/train_bc.py --env BabyAI-BossLevel-v0 --demos boss1m --memory-dim=2048 --recurrence=80 \\
     --batch-size=180 --instr-dim=256 --val-interval 2 --log-interval 2 --lr 5e-4 \\
-    --epochs 160 --epoch-length 51200 --seed 0 --val-seed 1000000000000000 --warm-start
+    --epochs 160 --epoch-length 51200 --seed 0 --val-seed 500000000000 --warm-start
 python scripts/make_testing_levels.py --env BabyAI-BossLevel-v0 --per-bin 250 --workers 8
 python scripts/evaluate_levels.py --env BabyAI-BossLevel-v0 --model boss1m_tc_seed0 --model boss1m_bc_seed0 \\
     --testing-levels-path BossLevel_testing_levels --workers 8"""

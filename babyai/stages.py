@@ -124,10 +124,10 @@ class StageRunner:
         missing = [str(path) for path in stage.outputs if not Path(path).exists()]
         if missing:
             raise UserError(f"stage {stage.name} did not write {', '.join(missing)}")
-        seconds = time.perf_counter() - started
-        self.timings[stage.name] = seconds
+        seconds = round(time.perf_counter() - started, 1)
+        self.timings[stage.name] = seconds  # as recorded, so a rerun reports the same figure
         self.records[stage.name] = {
-            "key": key, "started_key": key, "seconds": round(seconds, 1),
+            "key": key, "started_key": key, "seconds": seconds,
             "command": stage.shell_command(),
             "outputs": {str(path): file_digest(Path(path)) for path in stage.outputs},
         }

@@ -45,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> list[BotStatistics]:
                               unit="chunk"))
     results = [reduce(BotStatistics.merge, [p for p in parts if p.level == level])
                for level in args.levels]
-    print(f"| level | seeds | bot success | distinct thoughts | steps | steps without a thought "
-          f"| unmatched pushes | failures |")
+    print("| level | seeds | bot success | distinct thoughts | steps | steps without a thought "
+          "| unmatched pushes | failures |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for stats in results:
         failures = ", ".join(f"{k} {v}" for k, v in stats.failures.items()) or "-"

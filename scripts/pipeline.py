@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         if isinstance(default, bool):
             parser.add_argument(flag, action="store_true", help=spec.metadata.get("help"))
         elif spec.name == "stop_tf":
-            parser.add_argument(flag, type=int, default=None,
-                                help="TC teacher forcing: 1 until this epoch, then linear to 0")
+            parser.add_argument(flag, type=int, default=default,
+                                help="TC teacher forcing: 1 until this epoch, then linear to 0 "
+                                     "at the last epoch (-1: always teacher-forced)")
         else:
             parser.add_argument(flag, type=type(default), default=default)
     parser.add_argument("--train-arg", dest="extra_train_args", action="append", default=[],

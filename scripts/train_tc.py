@@ -7,7 +7,7 @@ paper's BossLevel run:
     scripts/train_tc.py --env BabyAI-BossLevel-v0 --demos boss --memory-dim 2048 \\
         --recurrence 80 --batch-size 180 --instr-arch attgru --instr-dim 256 \\
         --val-interval 2 --log-interval 2 --lr 5e-4 --epochs 160 --epoch-length 51200 \\
-        --seed 0 --val-seed 2023 --sg-coef 2 --warm-start --stop-tf 10
+        --seed 0 --val-seed 500000000000 --sg-coef 2 --warm-start --stop-tf 10
 
 Rerunning the same command resumes a killed run. Data-parallel: `torchrun
 --nproc_per_node N scripts/train_tc.py ...` (--batch-size is the global batch).

@@ -9,6 +9,7 @@ from babyai.bot import BotFailure, BotStep, ThinkingBot
 from babyai.envs import make_env
 from babyai.generate import generate_episode, solve, thought_segments
 from babyai.thoughts import UNKNOWN_FAMILY, thought_family
+from script_loader import load_script
 
 # (level, seed, a family that the bot's solution of that level must contain)
 FAMILY_CASES = [
@@ -134,28 +135,18 @@ def test_bot_failure_is_a_clear_exception():
     pytest.fail("no level led the bot to give up")
 
 
-def _script(name: str):
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_bot_report_counts_every_step(capsys):
     from babyai.generate import bot_statistics
     stats = bot_statistics("BabyAI-GoToLocal-v0", range(5))
     assert stats.episodes == 5 and stats.success_rate == 1.0
     assert stats.steps == sum(stats.thoughts.values()) and stats.steps_without_thought == 0
-    results = _script("bot_report").main(["--levels", "BabyAI-GoToLocal-v0", "--episodes", "3"])
+    results = load_script("bot_report").main(["--levels", "BabyAI-GoToLocal-v0", "--episodes", "3"])
     assert results[0].episodes == 3
     assert "| BabyAI-GoToLocal-v0 | 3 | 100.0% |" in capsys.readouterr().out
 
 
 def test_bench_script_runs_on_tiny_settings(capsys):
-    rates = _script("bench_demos").main(["--env", "BabyAI-GoToLocal-v0", "--episodes", "3",
+    rates = load_script("bench_demos").main(["--env", "BabyAI-GoToLocal-v0", "--episodes", "3",
                                          "--repeats", "1"])
     assert set(rates) == {"raw", "ours", "workers"} and all(r > 0 for r in rates.values())
     assert "ratio to raw" in capsys.readouterr().out

@@ -14,21 +14,13 @@ from babyai.evaluate import (EpisodeRecord, mission_types, run_episodes, success
 from babyai.errors import UserError
 from babyai.model import AgentOutput, Memory, MissionEncoding, ModelConfig, build_agent
 from babyai.vocab import EOS, PAD, Vocabulary
+from script_loader import load_script
 
 WORDS = ("go to the red ball pick up a blue key open door put next then after and explore "
          "unseen area pickup to complete mission grey green purple yellow box")
 LEVEL = "BabyAI-GoToLocal-v0"
 STEPS = 16
 """A short step limit keeps untrained agents' episodes cheap."""
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small models on a shared 2-core machine run far faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -186,13 +178,8 @@ def test_bot_and_oracle_thoughts(vocab):
 
 
 def test_bench_eval_script_smoke(capsys):
-    import importlib.util
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_eval.py"
-    spec = importlib.util.spec_from_file_location("bench_eval_script", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("bench_eval")
     threads = torch.get_num_threads()
     try:
         result = module.main(["--episodes", "4", "--single-episodes", "2", "--max-steps", "3",

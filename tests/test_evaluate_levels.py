@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import pickle
 import subprocess
@@ -19,25 +18,11 @@ from babyai.evaluate import label_order, select_seeds
 from babyai.levels import read_level_set
 from babyai.model import ModelConfig, build_agent
 from babyai.vocab import Vocabulary
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "evaluate_levels.py"
 LEVEL = "BabyAI-GoToRedBallNoDists-v0"  # a one-room level with a 64-step limit
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("evaluate_levels_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +64,7 @@ def test_end_to_end_tc_and_bc(storage, tmp_path, capsys):
     args = ["--env", LEVEL, "--model", "tc", "--model", "bc", "--testing-levels-path",
             str(levels), "--storage", str(storage), "--out", str(out), "--argmax",
             "--episodes-per-bin", "2"]
-    result = load_script().main(args)
+    result = load_script("evaluate_levels").main(args)
     printed = capsys.readouterr().out
     assert "success by mission type" in printed and "425+" in printed
 
@@ -113,13 +98,13 @@ def test_resumes_from_finished_chunks(storage, tmp_path, monkeypatch):
     levels = hand_written_levels(tmp_path / "levels.pkl")
     args = ["--env", LEVEL, "--model", "bc", "--testing-levels-path", str(levels),
             "--storage", str(storage), "--out", str(tmp_path / "r"), "--episodes-per-bin", "1"]
-    first = load_script().main(args)
+    first = load_script("evaluate_levels").main(args)
 
     def must_not_run(*_, **__):
         raise AssertionError("a finished chunk was recomputed")
 
     monkeypatch.setattr(evaluate, "_run_job", must_not_run)
-    second = load_script().main(args)
+    second = load_script("evaluate_levels").main(args)
     assert [r.success_rate for r in first.rows] == [r.success_rate for r in second.rows]
 
 
@@ -130,16 +115,16 @@ def test_bad_level_files_are_user_errors(storage, tmp_path, content):
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(UserError):
-        load_script().main(["--env", LEVEL, "--model", "bc", "--testing-levels-path",
+        load_script("evaluate_levels").main(["--env", LEVEL, "--model", "bc", "--testing-levels-path",
                             str(path), "--storage", str(storage), "--out", str(tmp_path / "o")])
 
 
 def test_missing_model_and_bc_oracle(storage, tmp_path):
     levels = hand_written_levels(tmp_path / "levels.pkl")
     with pytest.raises(UserError):
-        load_script().main(["--env", LEVEL, "--model", "nope", "--testing-levels-path",
+        load_script("evaluate_levels").main(["--env", LEVEL, "--model", "nope", "--testing-levels-path",
                             str(levels), "--storage", str(storage)])
-    result = load_script().main(["--env", LEVEL, "--model", "bc", "--model", "tc",
+    result = load_script("evaluate_levels").main(["--env", LEVEL, "--model", "bc", "--model", "tc",
                                  "--oracle-thoughts", "--testing-levels-path", str(levels),
                                  "--storage", str(storage), "--out", str(tmp_path / "o"),
                                  "--episodes-per-bin", "1", "--argmax"])

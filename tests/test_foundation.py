@@ -116,3 +116,34 @@ def test_bad_demo_files_are_user_errors(tmp_path):
     (tmp_path / "other.pkl").write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(UserError, match="not a demonstration file"):
         load_demos(tmp_path / "other.pkl")
+
+
+def test_disk_errors_become_one_line_with_advice(capsys):
+    import errno
+
+    from babyai.cli import run
+
+    def full_disk(argv):
+        raise OSError(errno.ENOSPC, "No space left on device", "/storage/demos/x.pkl")
+
+    assert run(full_disk, []) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "free some disk space" in err and "x.pkl" in err
+
+    def other(argv):
+        raise OSError(errno.EIO, "I/O error")
+
+    with pytest.raises(OSError):
+        run(other, [])
+
+
+def test_missing_dependency_names_the_fix():
+    import subprocess
+    import sys
+
+    # Pretend blosc is not installed.
+    code = ("import sys, importlib.util as u; real = u.find_spec; "
+            "u.find_spec = lambda n, *a: None if n == 'blosc' else real(n, *a); import babyai")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "missing dependencies: blosc" in result.stderr and "pip install -e ." in result.stderr

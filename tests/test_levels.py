@@ -1,9 +1,7 @@
 """Out-of-distribution level sets: binning, mission complexity, determinism, resume, files."""
 from __future__ import annotations
 
-import importlib.util
 import pickle
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,15 +14,8 @@ from babyai.envs import make_env
 from babyai.errors import UserError
 from babyai.levels import (DEMO_LABELS, MISSION_LABELS, LevelSetConfig, build_level_set,
                            demo_bin, mission_complexity, read_level_set)
+from script_loader import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_testing_levels.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("make_testing_levels", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("length,label", [
@@ -216,7 +207,7 @@ def test_read_level_set_accepts_the_original_structure_and_rejects_others(tmp_pa
 
 
 def test_script_writes_under_storage_and_prints_the_table(tmp_path, capsys):
-    script = load_script()
+    script = load_script("make_testing_levels")
     script.main(["--env", "MiniBossLevel", "--per-bin", "1", "--max-draws", "12",
                  "--storage", str(tmp_path), "--quiet"])
     out = capsys.readouterr().out

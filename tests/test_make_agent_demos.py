@@ -1,7 +1,6 @@
 """scripts/make_agent_demos.py end to end: flags, determinism across workers, bad input."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,11 +12,10 @@ from babyai.cli import run
 from babyai.demos import load_demos, read_demo_file
 from babyai.generate import VALID_SEED_OFFSET
 from babyai.thoughts import UNKNOWN_FAMILY, thought_family
+from script_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_agent_demos.py"
-_spec = importlib.util.spec_from_file_location("make_agent_demos", SCRIPT)
-make_agent_demos = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_agent_demos)
+make_agent_demos = load_script("make_agent_demos")
 
 SMALL = ["--env", "BabyAI-GoToLocal-v0", "--episodes", "6", "--valid-episodes", "3",
          "--noise-rate", "0.05", "--log-interval", "0", "--no-progress"]

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from PIL import Image
 
 from babyai.errors import UserError
 from babyai.stages import Stage, StageRunner
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,17 +78,10 @@ def test_failing_stage_and_missing_input_are_clear_errors(tmp_path):
         runner.run(Stage("needs", str(bad), [], inputs=[tmp_path / "nope"]))
 
 
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_pipeline_end_to_end_tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    pipeline = _load_script("pipeline")
+    pipeline = load_script("pipeline")
     argv = ["--storage", str(tmp_path), "--name", "tiny", "--env", "BabyAI-GoToLocal-v0",
             "--episodes", "24", "--valid-episodes", "6", "--epochs", "1", "--val-episodes", "3",
             "--levels-per-bin", "2", "--levels-max-draws", "24", "--eval-episodes", "6",

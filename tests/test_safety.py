@@ -13,17 +13,10 @@ from babyai.model import ModelConfig, build_agent
 from babyai.safety import (DEFAULT_BEHAVIOURS, ThoughtIntervention, UnsafeBehaviour,
                            evaluate_safety, format_report, judge, load_behaviours)
 from babyai.vocab import Vocabulary
+from script_loader import load_script
 
 TOUCH_RED, BALLS, REQUESTED = DEFAULT_BEHAVIOURS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Small models on a shared 2-core machine run far faster on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 RED_BALL, BLUE_BALL = ObjectRef("ball", "red"), ObjectRef("ball", "blue")
 WANTED_KEY = ObjectRef("key", "grey", requested=True)
@@ -161,8 +154,6 @@ def test_evaluate_safety_runs_a_tc_agent_and_refuses_bc():
 
 def test_evaluate_safety_script(tmp_path, capsys):
     import csv
-    import importlib.util
-    from pathlib import Path
 
     from babyai.checkpoint import save_checkpoint
 
@@ -173,10 +164,7 @@ def test_evaluate_safety_script(tmp_path, capsys):
     save_checkpoint(tmp_path / "models" / "tc" / "best.pt", agent, vocab)
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps([{"name": "anything", "thought": "^", "event": "touch"}]))
-    script = Path(__file__).resolve().parents[1] / "scripts" / "evaluate_safety.py"
-    spec = importlib.util.spec_from_file_location("evaluate_safety_script", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("evaluate_safety")
     report = module.main(["--env", "BabyAI-GoToRedBallNoDists-v0", "--model", "tc",
                           "--storage", str(tmp_path), "--episodes", "3", "--rules", str(rules),
                           "--argmax"])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,26 +19,12 @@ from babyai.errors import UserError
 from babyai.loss import imitation_loss
 from babyai.model import ModelConfig, build_agent
 from babyai.train import NonFiniteLoss, TrainConfig, Trainer, run_window, train
+from script_loader import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = "BabyAI-GoToRedBall-v0"
 TINY = dict(env=ENV, memory_dim=24, instr_dim=16, image_dim=16, batch_size=6, recurrence=4,
             val_episodes=0)
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -197,7 +182,7 @@ def test_a_failing_batch_names_its_episode_seeds(demos, monkeypatch):
 
 
 def test_tc_script_end_to_end_writes_config_logs_and_checkpoints(demos):
-    tc = _script("train_tc")
+    tc = load_script("train_tc")
     summary = tc.main(["--env", ENV, "--demos", "synth", "--storage", str(demos),
                        "--memory-dim", "24", "--instr-dim", "16", "--image-dim", "16",
                        "--batch-size", "6", "--recurrence", "5", "--epochs", "2",
@@ -222,7 +207,7 @@ def test_tc_script_end_to_end_writes_config_logs_and_checkpoints(demos):
 
 
 def test_bc_script_trains_actions_only(demos):
-    bc = _script("train_bc")
+    bc = load_script("train_bc")
     summary = bc.main(["--env", ENV, "--demos", "synth", "--storage", str(demos),
                        "--memory-dim", "24", "--instr-dim", "16", "--image-dim", "16",
                        "--batch-size", "7", "--epochs", "1", "--val-episodes", "0"])
@@ -236,7 +221,7 @@ def test_bc_script_trains_actions_only(demos):
 
 
 def test_clear_errors(demos, tmp_path):
-    tc = _script("train_tc")
+    tc = load_script("train_tc")
     base = ["--env", ENV, "--storage", str(demos), "--memory-dim", "24", "--instr-dim", "16",
             "--image-dim", "16", "--epochs", "1", "--val-episodes", "0"]
     with pytest.raises(UserError, match="demonstrations not found"):

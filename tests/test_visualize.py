@@ -1,7 +1,6 @@
 """Episode pictures: captions, re-simulation, GIF frame counts, the script's sources."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,16 +15,9 @@ from babyai.episode import Episode
 from babyai.errors import UserError
 from babyai.visualize import (Replay, Trace, caption_lines, render_trace, replay,
                               save_animation)
+from script_loader import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "visualize.py"
 LEVEL = "BabyAI-MiniBossLevel-v0"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("visualize_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def bot_episode(env_name: str, seed: int) -> Episode:
@@ -103,7 +95,7 @@ def test_script_renders_demos_re_simulated_from_their_seeds(tmp_path, capsys):
     episodes = [bot_episode(LEVEL, seed) for seed in (3, 4)]
     demos = tmp_path / "demos.pkl"
     save_demos(demos, episodes, {"env": LEVEL})
-    script = load_script()
+    script = load_script("visualize")
     written = script.main(["--demos", str(demos), "--env", "MiniBossLevel", "--episodes", "2",
                            "--out", str(tmp_path / "demo.gif"), "--tile-size", "8"])
     assert [p.name for p in written] == ["demo_00_seed3.gif", "demo_01_seed4.gif"]
@@ -131,7 +123,7 @@ def test_script_renders_the_worst_episodes_of_a_jsonl(tmp_path):
     ]
     jsonl = tmp_path / "episodes.jsonl"
     jsonl.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    script = load_script()
+    script = load_script("visualize")
     written = script.main(["--from-jsonl", str(jsonl), "--worst", "2",
                            "--out", str(tmp_path / "worst.gif"), "--tile-size", "8"])
     assert [p.name for p in written] == ["worst_00_seed4.gif", "worst_01_seed5.gif"]
@@ -142,7 +134,7 @@ def test_script_renders_the_worst_episodes_of_a_jsonl(tmp_path):
 
 
 def test_script_rejects_bad_outputs(tmp_path):
-    script = load_script()
+    script = load_script("visualize")
     with pytest.raises(UserError, match=".gif or .mp4"):
         script.main(["--demos", "x.pkl", "--out", str(tmp_path / "a.png")])
     with pytest.raises(SystemExit):
@@ -150,7 +142,7 @@ def test_script_rejects_bad_outputs(tmp_path):
 
 
 def test_script_renders_the_thinking_bot_with_its_thoughts(tmp_path):
-    script = load_script()
+    script = load_script("visualize")
     written = script.main(["--bot", "--env", "MiniBossLevel", "--seed", "3",
                            "--out", str(tmp_path / "bot.gif"), "--tile-size", "8"])
     episode = bot_episode(LEVEL, 3)          # the thinking bot acts like minigrid's bot
@@ -184,7 +176,7 @@ def test_script_renders_a_trained_agent(tmp_path, monkeypatch):
         return seen
 
     monkeypatch.setattr(visualize, "model_traces", spy)
-    written = load_script().main([
+    written = load_script("visualize").main([
         "--model", str(checkpoint), "--env", "GoToRedBallNoDists", "--seed", "5", "--argmax",
         "--bot-thoughts", "--out", str(tmp_path / "tc.gif"), "--tile-size", "8"])
     (trace,) = seen
