@@ -68,8 +68,9 @@ class PipelineConfig:
     """Bound on the seeds measured to fill the level-set bins."""
     eval_episodes: int = 200
     """In-distribution test levels per model."""
-    gif_seed: int = 3 * 10**12
-    """Level shown in the report's GIF (an in-distribution test seed)."""
+    gif_seed: int = 3 * 10**12 + 12
+    """Level shown in the report's GIF: an in-distribution test seed whose mission combines
+    open, put-next and "after" (the default TC agent solves it in 59 steps)."""
     force: bool = False
     """Rerun every stage even if its inputs are unchanged."""
     extra_train_args: list[str] = field(default_factory=list)

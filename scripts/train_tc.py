@@ -18,24 +18,11 @@ import argparse
 import sys
 from typing import Sequence
 
-from babyai.cli import add_storage_flag, non_negative_int, positive_int, run
+from babyai.cli import (add_storage_flag, non_negative_float, non_negative_int, positive_float,
+                        positive_int, run)
 from babyai.train import TrainConfig, train
 
 DEFAULTS = TrainConfig(demos="")
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def build_parser(use_thoughts: bool = True) -> argparse.ArgumentParser:
