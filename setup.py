@@ -1,11 +1,15 @@
 """Thought Cloning on BabyAI: install with `pip install -e .` (tests: `pip install -e ".[test]"`)."""
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+README = Path(__file__).with_name("README.md")
 
 setup(
     name="thought-cloning",
     version="0.1.0",
     description="Thought Cloning: imitation learning of thinking and acting, on BabyAI",
-    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description=README.read_text(encoding="utf-8") if README.exists() else "",
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.10",
