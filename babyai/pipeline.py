@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PipelineConfig:
-    """Scale and names of one end-to-end run. Defaults finish in about 15 minutes on 2 cores."""
+    """Scale and names of one end-to-end run. Defaults finish in about 10 minutes on 2 cores."""
 
     name: str = "quickstart"
     """Prefix of every artefact under the storage root."""
@@ -58,8 +58,8 @@ class PipelineConfig:
     stop_tf: int | None = 2
     """TC's teacher forcing is 1 until this epoch, then falls linearly to 0 at the last
     epoch, so the lower level learns to act on the upper level's own thoughts (the paper:
-    10 of 160 epochs). Measured on the default run: best validation success 36% with 2,
-    24% when always teacher-forced."""
+    10 of 160 epochs). Measured with the other defaults: 48.0% success on 200 test levels
+    with 2, 24.5% when always teacher-forced (README)."""
     val_episodes: int = 50
     """Fresh levels played at each validation."""
     levels_per_bin: int = 10

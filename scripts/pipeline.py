@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The main job end to end: thought demos -> train TC and BC -> OOD level set -> evaluate -> report.
 
-    python scripts/pipeline.py                      # the small default, ~15 minutes on 2 cores
+    python scripts/pipeline.py                      # the small default, ~10 minutes on 2 cores
     python scripts/pipeline.py --name big --episodes 20000 --epochs 20 --memory-dim 512
 
 Rerunning skips every stage whose inputs and outputs are unchanged (by content) and resumes
