@@ -77,3 +77,17 @@ def make_env(name: str, **kwargs: Any) -> gym.Env:
     check_level(name)
     env = gym.make(name, disable_env_checker=True, **kwargs)
     return QuietReset(env)
+
+
+_CACHED: dict[str, gym.Env] = {}
+
+
+def cached_env(name: str) -> gym.Env:
+    """One environment per level and process, reused across episodes (each reset reseeds it).
+
+    Worker processes generating demos or measuring level sets play thousands of seeds;
+    building the environment once per level saves the construction every time.
+    """
+    if name not in _CACHED:
+        _CACHED[name] = make_env(name)
+    return _CACHED[name]

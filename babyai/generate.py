@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from babyai.bot import BotFailure, ThinkingBot
 from babyai.demos import PackedEpisode, read_demo_file, save_demos
-from babyai.envs import ACTION_NAMES, check_level, make_env
+from babyai.envs import ACTION_NAMES, cached_env, check_level
 from babyai.episode import Episode
 from babyai.errors import UserError
 from babyai.storage import ensure_writable_dir, valid_path
@@ -68,16 +68,6 @@ class Failure(NamedTuple):
     reason: str
 
 
-_ENVS: dict = {}
-
-
-def _env(env_name: str):
-    """One environment per level and process, reused across episodes (reset reseeds it)."""
-    if env_name not in _ENVS:
-        _ENVS[env_name] = make_env(env_name)
-    return _ENVS[env_name]
-
-
 def attempt_episode(env_name: str, seed: int, noise_rate: float, filter_steps: int = 0,
                     raise_bot_failure: bool = False) -> Episode | Failure:
     """Play one level with the thinking bot, injecting noise as in DESIGN.md §3.
@@ -90,7 +80,7 @@ def attempt_episode(env_name: str, seed: int, noise_rate: float, filter_steps: i
     `info["noise_segments"]` lists (first step, length) of each noise segment (a segment
     cut short by the end of the episode keeps its drawn length).
     """
-    env = _env(env_name)
+    env = cached_env(env_name)
     obs, _ = env.reset(seed=seed)
     bot = ThinkingBot(env)
     rng = np.random.default_rng([seed, 20230601])
@@ -444,7 +434,7 @@ class BotStatistics:
 def bot_statistics(level: str, seeds: range | list[int]) -> BotStatistics:
     """Play every seed with the noise-free thinking bot, counting every step (failed
     episodes included) and whether it carried a thought."""
-    env = _env(level)
+    env = cached_env(level)
     stats = BotStatistics(level, 0, 0, 0, 0, Counter(), Counter(), Counter())
     for seed in seeds:
         env.reset(seed=seed)

@@ -55,7 +55,7 @@ from typing import Any, Iterable, Iterator
 
 from tqdm import tqdm
 
-from babyai.envs import make_env
+from babyai.envs import cached_env
 from babyai.errors import UserError
 from babyai.storage import atomic_pickle
 
@@ -186,19 +186,9 @@ def solution_length(env_name: str, seed: int) -> int | None:
     return None if episode is None else len(episode)
 
 
-_ENVS: dict[str, Any] = {}
-
-
-def _env(env_name: str) -> Any:
-    """One environment per level per process (workers reuse theirs)."""
-    if env_name not in _ENVS:
-        _ENVS[env_name] = make_env(env_name)
-    return _ENVS[env_name]
-
-
 def measure_seed(env_name: str, seed: int) -> dict:
     """Everything a level set records about one seed (a plain dict, so the pickle is portable)."""
-    env = _env(env_name)
+    env = cached_env(env_name)
     obs, _ = env.reset(seed=seed)
     complexity = mission_complexity(env)
     length = solution_length(env_name, seed)
