@@ -289,11 +289,6 @@ def pad_tokens(sequences: Sequence[Sequence[int]], device: Any = None) -> torch.
     return out.to(device) if device is not None else out
 
 
-def _rows(parts: Any, index: torch.Tensor) -> Any:
-    """Select batch rows of every tensor of a NamedTuple (Memory, MissionEncoding)."""
-    return type(parts)(*(part.index_select(0, index) for part in parts))
-
-
 class _Batch:
     """The running slots with their recurrent memory and mission encoding, row-aligned."""
 
@@ -319,7 +314,7 @@ class _Batch:
         self.slots = [self.slots[row] for row in rows]
         if self.slots:
             index = torch.tensor(rows, dtype=torch.long, device=device)
-            self.memory, self.mission = _rows(self.memory, index), _rows(self.mission, index)
+            self.memory, self.mission = self.memory.index(index), self.mission.index(index)
 
 
 def _choose_actions(logits: torch.Tensor, slots: Sequence[_Slot], argmax: bool) -> list[int]:

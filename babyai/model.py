@@ -90,7 +90,7 @@ class Memory(NamedTuple):
     def detach(self) -> "Memory":
         return Memory(*(field.detach() for field in self))
 
-    def index(self, rows: Tensor | list[int]) -> "Memory":
+    def index(self, rows: Tensor | list[int] | slice) -> "Memory":
         """The memories of a subset of the batch."""
         return Memory(*(field[rows] for field in self))
 
@@ -101,7 +101,7 @@ class MissionEncoding(NamedTuple):
     features: Tensor  # [B, L, instr_dim]
     mask: Tensor  # [B, L] bool, True for real tokens
 
-    def index(self, rows: Tensor | list[int]) -> "MissionEncoding":
+    def index(self, rows: Tensor | list[int] | slice) -> "MissionEncoding":
         return MissionEncoding(self.features[rows], self.mask[rows])
 
 

@@ -47,7 +47,7 @@ from babyai.dataset import Batch, DemoDataset, EpochSampler, Window, batches, lo
 from babyai.envs import check_level
 from babyai.errors import UserError
 from babyai.loss import imitation_loss, thought_nll
-from babyai.model import INSTR_ARCHS, Agent, Memory, MissionEncoding, ModelConfig, build_agent
+from babyai.model import INSTR_ARCHS, Agent, Memory, ModelConfig, build_agent
 from babyai.runtime import pick_device, seed_everything
 from babyai.schedules import learning_rate, teacher_forcing_draws, teacher_forcing_prob
 from babyai.vocab import PAD, Vocabulary
@@ -233,15 +233,15 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
     """
     rows = window.active[0]
     mission = agent.encode_missions(missions[:rows])
-    memory = Memory(*(m[:rows] for m in memory))
+    memory = memory.index(slice(0, rows))
     logits, actions, targets, upper_h, upper_c = [], [], [], [], []
     use_thoughts = agent.config.use_thoughts
     for t, active in enumerate(window.active):
         if active == 0:
             break
         if active < rows:
-            memory = Memory(*(m[:active] for m in memory))
-            mission = MissionEncoding(mission.features[:active], mission.mask[:active])
+            memory = memory.index(slice(0, active))
+            mission = mission.index(slice(0, active))
             rows = active
         if window.has_start[t]:
             memory = memory.mask(~window.starts[t, :active])
