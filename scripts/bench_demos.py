@@ -21,9 +21,9 @@ from typing import Sequence
 
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
-from babyai.cli import non_negative_int, positive_int, probability, run
-from babyai.envs import make_env
-from babyai.generate import GenerationConfig, RunConfig, generate_demos
+from babyai.common.cli import non_negative_int, positive_int, probability, run
+from babyai.env.envs import make_env
+from babyai.demos.generate import GenerationConfig, RunConfig, generate_demos
 
 
 def raw_bot_seconds(level: str, seeds: range) -> tuple[float, float]:

@@ -22,12 +22,12 @@ from typing import Sequence
 
 import torch
 
-from babyai.cli import non_negative_int, positive_int, run
-from babyai.envs import check_level, make_env
-from babyai.evaluate import run_episodes
-from babyai.model import ModelConfig, build_agent, count_parameters
-from babyai.thoughts import COLORS, FAMILIES
-from babyai.vocab import Vocabulary, tokenize
+from babyai.common.cli import non_negative_int, positive_int, run
+from babyai.env.envs import check_level, make_env
+from babyai.evaluation.evaluate import run_episodes
+from babyai.agent.model import ModelConfig, build_agent, count_parameters
+from babyai.env.thoughts import COLORS, FAMILIES
+from babyai.data.vocab import Vocabulary, tokenize
 
 MISSION_WORDS = ("go to the a pick up open put next and then after you on your left right "
                  "in front of behind key ball box door")

@@ -11,7 +11,7 @@ each with teacher forcing on and off. Every setting runs in its own subprocess s
 peak memory is its own. The demos are made here, quickly and without the bot: real
 BossLevel missions (from environment resets), realistic episode lengths (log-normal around
 the ~87 steps of the paper's dataset, clipped to 15-300), random observation codes and
-plausible thoughts from babyai.thoughts. `--bot` uses babyai.generate instead (slower).
+plausible thoughts from babyai.env.thoughts. `--bot` uses babyai.demos.generate instead (slower).
 """
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from babyai.cli import positive_int, run
-from babyai.demos import save_demos
-from babyai.envs import make_env
-from babyai.episode import Episode
-from babyai.train import TrainConfig, Trainer
+from babyai.common.cli import positive_int, run
+from babyai.demos.files import save_demos
+from babyai.env.envs import make_env
+from babyai.demos.episode import Episode
+from babyai.training.trainer import TrainConfig, Trainer
 
 SETTINGS = {
     "a": dict(memory_dim=2048, instr_dim=256, batch_size=32, recurrence=80),
@@ -44,7 +44,7 @@ ENV = "BabyAI-BossLevel-v0"
 
 def synthetic_episodes(count: int, seed: int) -> list[Episode]:
     """BossLevel missions with random observations, realistic lengths and plausible thoughts."""
-    from babyai.thoughts import random_thought
+    from babyai.env.thoughts import random_thought
     rng = np.random.default_rng(seed)
     env = make_env(ENV)
     episodes = []
@@ -64,7 +64,7 @@ def synthetic_episodes(count: int, seed: int) -> list[Episode]:
 
 
 def bot_episodes(count: int, seed: int) -> list[Episode]:
-    from babyai.generate import generate_episode
+    from babyai.demos.generate import generate_episode
     episodes, candidate = [], seed
     while len(episodes) < count:
         episode = generate_episode(ENV, candidate, noise_rate=0.01)

@@ -14,9 +14,9 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from babyai.cli import non_negative_int, positive_int, run
-from babyai.envs import check_level
-from babyai.generate import BotStatistics, bot_statistics_chunk
+from babyai.common.cli import non_negative_int, positive_int, run
+from babyai.env.envs import check_level
+from babyai.demos.generate import BotStatistics, bot_statistics_chunk
 
 DEFAULT_LEVELS = ("BossLevel", "MiniBossLevel", "GoToLocal", "PutNextLocal", "UnlockPickup",
                   "KeyCorridorS3R3", "SynthSeq")

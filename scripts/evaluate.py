@@ -21,16 +21,16 @@ from typing import Sequence
 
 import torch
 
-from babyai.checkpoint import load_checkpoint
-from babyai.cli import add_storage_flag, non_negative_int, positive_int, run
-from babyai.declaration import score_records
-from babyai.envs import check_level
-from babyai.errors import UserError
-from babyai.evaluate import (format_mission_type_table, load_agent, run_episodes,
+from babyai.agent.checkpoint import load_checkpoint
+from babyai.common.cli import add_storage_flag, non_negative_int, positive_int, run
+from babyai.evaluation.declaration import score_records
+from babyai.env.envs import check_level
+from babyai.common.errors import UserError
+from babyai.evaluation.evaluate import (format_mission_type_table, load_agent, run_episodes,
                              success_by_mission_type, summarize_success)
-from babyai.model import build_agent
-from babyai.runtime import pick_device
-from babyai.storage import atomic_write_text, checkpoint_path, ensure_writable_dir, storage_root
+from babyai.agent.model import build_agent
+from babyai.common.runtime import pick_device
+from babyai.common.storage import atomic_write_text, checkpoint_path, ensure_writable_dir, storage_root
 
 IN_DISTRIBUTION_SEED = 3 * 10**12
 """Default first seed: above the demo/validation seeds (< 1e11) and the level sets (1e12 + i)."""

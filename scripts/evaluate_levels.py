@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from babyai.cli import add_storage_flag, non_negative_int, positive_int, run
-from babyai.envs import check_level
-from babyai.evaluate import (LevelEvalConfig, LevelEvalResult, evaluate_level_set,
+from babyai.common.cli import add_storage_flag, non_negative_int, positive_int, run
+from babyai.env.envs import check_level
+from babyai.evaluation.evaluate import (LevelEvalConfig, LevelEvalResult, evaluate_level_set,
                              format_level_table, format_mission_type_table)
-from babyai.runtime import pick_device
-from babyai.storage import storage_root
+from babyai.common.runtime import pick_device
+from babyai.common.storage import storage_root
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from babyai.cli import add_storage_flag, non_negative_int, positive_int, run
-from babyai.envs import check_level
-from babyai.runtime import pick_device
-from babyai.safety import SAFETY_SEED_START, SafetyConfig, SafetyReport, format_report, run_safety
-from babyai.storage import storage_root
+from babyai.common.cli import add_storage_flag, non_negative_int, positive_int, run
+from babyai.env.envs import check_level
+from babyai.common.runtime import pick_device
+from babyai.evaluation.safety import SAFETY_SEED_START, SafetyConfig, SafetyReport, format_report, run_safety
+from babyai.common.storage import storage_root
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,10 +18,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from babyai.cli import add_storage_flag, non_negative_int, positive_int, probability, run
-from babyai.errors import UserError
-from babyai.generate import GenerationConfig, RunConfig, generate_demos, merge_shards
-from babyai.storage import demos_path, storage_root
+from babyai.common.cli import add_storage_flag, non_negative_int, positive_int, probability, run
+from babyai.common.errors import UserError
+from babyai.demos.generate import GenerationConfig, RunConfig, generate_demos, merge_shards
+from babyai.common.storage import demos_path, storage_root
 
 
 class _Parser(argparse.ArgumentParser):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from babyai.cli import add_storage_flag, non_negative_int, positive_int, run
-from babyai.envs import check_level
-from babyai.levels import LevelSetConfig, build_level_set, format_table, normalize_env_name
-from babyai.storage import ensure_writable_dir, resolve, storage_root
+from babyai.common.cli import add_storage_flag, non_negative_int, positive_int, run
+from babyai.env.envs import check_level
+from babyai.evaluation.levels import LevelSetConfig, build_level_set, format_table, normalize_env_name
+from babyai.common.storage import ensure_writable_dir, resolve, storage_root
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--env", default="BossLevel",

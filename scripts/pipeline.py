@@ -14,8 +14,8 @@ import sys
 from dataclasses import fields
 from typing import Sequence
 
-from babyai.cli import add_storage_flag, run
-from babyai.pipeline import PipelineConfig, run_pipeline
+from babyai.common.cli import add_storage_flag, run
+from babyai.pipeline.pipeline import PipelineConfig, run_pipeline
 
 DEFAULTS = PipelineConfig()
 

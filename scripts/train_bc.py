@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from babyai.cli import run
-from babyai.train import train
+from babyai.common.cli import run
+from babyai.training.trainer import train
 
 
 def _train_tc_module():

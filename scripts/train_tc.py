@@ -18,9 +18,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from babyai.cli import (add_storage_flag, non_negative_float, non_negative_int, positive_float,
+from babyai.common.cli import (add_storage_flag, non_negative_float, non_negative_int, positive_float,
                         positive_int, run)
-from babyai.train import TrainConfig, train
+from babyai.training.trainer import TrainConfig, train
 
 DEFAULTS = TrainConfig(demos="")
 

@@ -16,12 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from babyai.cli import add_storage_flag, non_negative_int, positive_int, run
-from babyai.envs import check_level
-from babyai.levels import LEVEL_SEED_START, normalize_env_name
-from babyai.runtime import pick_device
-from babyai.storage import demos_path, storage_root
-from babyai.visualize import VisualizeConfig, visualize
+from babyai.common.cli import add_storage_flag, non_negative_int, positive_int, run
+from babyai.env.envs import check_level
+from babyai.evaluation.levels import LEVEL_SEED_START, normalize_env_name
+from babyai.common.runtime import pick_device
+from babyai.common.storage import demos_path, storage_root
+from babyai.reports.visualize import VisualizeConfig, visualize
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 source = parser.add_mutually_exclusive_group(required=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from babyai.demos import save_demos
-from babyai.episode import Episode
+from babyai.demos.files import save_demos
+from babyai.demos.episode import Episode
 
 MISSIONS = ("go to the red ball", "open the blue door", "pick up the green key",
             "put the grey box next to the purple ball, then open a door")

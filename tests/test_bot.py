@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
-from babyai.bot import BotFailure, BotStep, ThinkingBot
-from babyai.envs import make_env
-from babyai.generate import generate_episode, solve, thought_segments
-from babyai.thoughts import UNKNOWN_FAMILY, thought_family
+from babyai.env.bot import BotFailure, BotStep, ThinkingBot
+from babyai.env.envs import make_env
+from babyai.demos.generate import generate_episode, solve, thought_segments
+from babyai.env.thoughts import UNKNOWN_FAMILY, thought_family
 from script_loader import load_script
 
 # (level, seed, a family that the bot's solution of that level must contain)
@@ -136,7 +136,7 @@ def test_bot_failure_is_a_clear_exception():
 
 
 def test_bot_report_counts_every_step(capsys):
-    from babyai.generate import bot_statistics
+    from babyai.demos.generate import bot_statistics
     stats = bot_statistics("BabyAI-GoToLocal-v0", range(5))
     assert stats.episodes == 5 and stats.success_rate == 1.0
     assert stats.steps == sum(stats.thoughts.values()) and stats.steps_without_thought == 0

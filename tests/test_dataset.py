@@ -7,10 +7,10 @@ import torch
 
 from synthetic_demos import make_episode, write_demos
 
-from babyai.dataset import DemoDataset, EpochSampler, batches, load_dataset
-from babyai.demos import PackedEpisode
-from babyai.errors import UserError
-from babyai.vocab import PAD
+from babyai.data.dataset import DemoDataset, EpochSampler, batches, load_dataset
+from babyai.demos.files import PackedEpisode
+from babyai.common.errors import UserError
+from babyai.data.vocab import PAD
 
 
 @pytest.fixture(scope="module")

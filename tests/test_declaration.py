@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from babyai.declaration import (DROP, PICKUP, TOGGLE, DeclarationStep, declaration_score,
+from babyai.evaluation.declaration import (DROP, PICKUP, TOGGLE, DeclarationStep, declaration_score,
                                 declaration_steps, declares, score_records)
-from babyai.evaluate import EpisodeRecord, ObjectRef, StepEvent
+from babyai.evaluation.evaluate import EpisodeRecord, ObjectRef, StepEvent
 
 RED_BALL = ObjectRef("ball", "red")
 BLUE_DOOR = ObjectRef("door", "blue")

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from babyai.evaluate import (EpisodeRecord, mission_types, run_episodes, success_by_mission_type,
+from babyai.evaluation.evaluate import (EpisodeRecord, mission_types, run_episodes, success_by_mission_type,
                              summarize_success, wilson_interval)
-from babyai.errors import UserError
-from babyai.model import AgentOutput, Memory, MissionEncoding, ModelConfig, build_agent
-from babyai.vocab import EOS, PAD, Vocabulary
+from babyai.common.errors import UserError
+from babyai.agent.model import AgentOutput, Memory, MissionEncoding, ModelConfig, build_agent
+from babyai.data.vocab import EOS, PAD, Vocabulary
 from script_loader import load_script
 
 WORDS = ("go to the red ball pick up a blue key open door put next then after and explore "
@@ -157,8 +157,8 @@ def test_mission_types_and_breakdown():
 
 
 def test_bot_and_oracle_thoughts(vocab):
-    from babyai.bot import ThinkingBot
-    from babyai.envs import make_env
+    from babyai.env.bot import ThinkingBot
+    from babyai.env.envs import make_env
 
     agent = tiny_agent(vocab, True)
     seeds = [0, 1, 2]

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from babyai import evaluate
-from babyai.checkpoint import save_checkpoint
-from babyai.errors import UserError
-from babyai.evaluate import label_order, select_seeds
-from babyai.levels import read_level_set
-from babyai.model import ModelConfig, build_agent
-from babyai.vocab import Vocabulary
+from babyai.evaluation import evaluate
+from babyai.agent.checkpoint import save_checkpoint
+from babyai.common.errors import UserError
+from babyai.evaluation.evaluate import label_order, select_seeds
+from babyai.evaluation.levels import read_level_set
+from babyai.agent.model import ModelConfig, build_agent
+from babyai.data.vocab import Vocabulary
 from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,11 +6,11 @@ import pickle
 import numpy as np
 import pytest
 
-from babyai import storage
-from babyai.envs import check_level, make_env
-from babyai.episode import Episode
-from babyai.errors import UserError
-from babyai.vocab import BOS, EOS, MAX_THOUGHT_TOKENS, UNK, Vocabulary
+from babyai.common import storage
+from babyai.env.envs import check_level, make_env
+from babyai.demos.episode import Episode
+from babyai.common.errors import UserError
+from babyai.data.vocab import BOS, EOS, MAX_THOUGHT_TOKENS, UNK, Vocabulary
 
 
 def test_storage_root_precedence(monkeypatch, tmp_path):
@@ -90,7 +90,7 @@ def _episode(seed: int, length: int = 3) -> Episode:
 
 
 def test_demo_files_round_trip_both_layouts(tmp_path):
-    from babyai.demos import PackedEpisode, load_demos, read_demo_file, save_demos, save_original
+    from babyai.demos.files import PackedEpisode, load_demos, read_demo_file, save_demos, save_original
 
     episodes = [_episode(seed) for seed in range(3)]
     save_demos(tmp_path / "ours.pkl", episodes, meta={"env": "BabyAI-Test"})
@@ -106,7 +106,7 @@ def test_demo_files_round_trip_both_layouts(tmp_path):
 
 
 def test_bad_demo_files_are_user_errors(tmp_path):
-    from babyai.demos import load_demos
+    from babyai.demos.files import load_demos
 
     with pytest.raises(UserError, match="not found"):
         load_demos(tmp_path / "missing.pkl")
@@ -121,7 +121,7 @@ def test_bad_demo_files_are_user_errors(tmp_path):
 def test_disk_errors_become_one_line_with_advice(capsys):
     import errno
 
-    from babyai.cli import run
+    from babyai.common.cli import run
 
     def full_disk(argv):
         raise OSError(errno.ENOSPC, "No space left on device", "/storage/demos/x.pkl")

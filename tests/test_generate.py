@@ -6,14 +6,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import babyai.generate as generate
-from babyai.demos import read_demo_file, save_original
-from babyai.generate import (
+import babyai.demos.generate as generate
+from babyai.demos.files import read_demo_file, save_original
+from babyai.demos.generate import (
     ATTEMPT_SEED_STRIDE, VALID_SEED_OFFSET, GenerationConfig, RunConfig, attempt_episode,
     episode_seed, generate_demos, generate_episode, merge_shards, shard_path, shard_range, solve,
 )
-from babyai.episode import Episode
-from babyai.thoughts import COLORS, UNKNOWN_FAMILY, thought_family
+from babyai.demos.episode import Episode
+from babyai.env.thoughts import COLORS, UNKNOWN_FAMILY, thought_family
 
 LEVEL = "BabyAI-GoToLocal-v0"
 

@@ -9,10 +9,10 @@ from minigrid.envs.babyai.core.verifier import (AfterInstr, AndInstr, BeforeInst
                                                 ObjDesc, OpenInstr, PickupInstr, PutNextInstr)
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
-from babyai import levels
-from babyai.envs import make_env
-from babyai.errors import UserError
-from babyai.levels import (DEMO_LABELS, MISSION_LABELS, LevelSetConfig, build_level_set,
+from babyai.evaluation import levels
+from babyai.env.envs import make_env
+from babyai.common.errors import UserError
+from babyai.evaluation.levels import (DEMO_LABELS, MISSION_LABELS, LevelSetConfig, build_level_set,
                            demo_bin, mission_complexity, read_level_set)
 from script_loader import load_script
 
@@ -220,7 +220,7 @@ def test_script_writes_under_storage_and_prints_the_table(tmp_path, capsys):
 
 
 def test_level_seeds_are_disjoint_from_demo_and_validation_seeds():
-    from babyai.generate import MAX_ATTEMPTS, episode_seed
+    from babyai.demos.generate import MAX_ATTEMPTS, episode_seed
     # the largest seed a dataset of < 5*10**8 episodes from base seed < 10**8 can use
     largest = episode_seed(10**8, 4 * 10**8, attempt=MAX_ATTEMPTS - 1, valid=True)
     assert largest < levels.LEVEL_SEED_START
@@ -231,7 +231,7 @@ def test_read_level_set_accepts_numpy_integer_seeds(tmp_path):
 
     import numpy as np
 
-    from babyai.levels import read_level_set
+    from babyai.evaluation.levels import read_level_set
 
     path = tmp_path / "np.pkl"
     path.write_bytes(pickle.dumps({"demo": {25: {np.int64(7): None}}, "mission": {}}))

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from babyai.loss import imitation_loss
-from babyai.vocab import BOS, EOS, PAD
+from babyai.training.loss import imitation_loss
+from babyai.data.vocab import BOS, EOS, PAD
 
 
 def _log_softmax(row):

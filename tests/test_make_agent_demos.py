@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from babyai.cli import run
-from babyai.demos import load_demos, read_demo_file
-from babyai.generate import VALID_SEED_OFFSET
-from babyai.thoughts import UNKNOWN_FAMILY, thought_family
+from babyai.common.cli import run
+from babyai.demos.files import load_demos, read_demo_file
+from babyai.demos.generate import VALID_SEED_OFFSET
+from babyai.env.thoughts import UNKNOWN_FAMILY, thought_family
 from script_loader import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_agent_demos.py"

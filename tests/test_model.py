@@ -7,10 +7,10 @@ import sys
 import pytest
 import torch
 
-from babyai.checkpoint import load_checkpoint, save_checkpoint
-from babyai.errors import UserError
-from babyai.model import Memory, ModelConfig, build_agent
-from babyai.vocab import BOS, EOS, PAD, Vocabulary
+from babyai.agent.checkpoint import load_checkpoint, save_checkpoint
+from babyai.common.errors import UserError
+from babyai.agent.model import Memory, ModelConfig, build_agent
+from babyai.data.vocab import BOS, EOS, PAD, Vocabulary
 
 VOCAB = Vocabulary.build(["pick up the red ball then open a blue door",
                           "pickup red ball to complete pickup mission", "explore unseen area"])
@@ -123,7 +123,7 @@ def test_checkpoint_round_trip_in_a_fresh_process(tmp_path):
     torch.save((images, missions, thoughts, expected.action_logits), tmp_path / "io.pt")
     script = f"""
 import torch
-from babyai.checkpoint import load_checkpoint
+from babyai.agent.checkpoint import load_checkpoint
 agent, vocab, extra = load_checkpoint({str(path)!r})
 images, missions, thoughts, expected = torch.load({str(tmp_path / 'io.pt')!r})
 with torch.no_grad():

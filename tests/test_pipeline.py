@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from babyai.errors import UserError
-from babyai.stages import Stage, StageRunner
+from babyai.common.errors import UserError
+from babyai.pipeline.stages import Stage, StageRunner
 from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parent.parent

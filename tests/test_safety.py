@@ -7,12 +7,12 @@ import pytest
 import torch
 from minigrid.core.world_object import Ball, Box, Door
 
-from babyai.errors import UserError
-from babyai.evaluate import EpisodeRecord, ObjectRef, StepEvent, _Slot
-from babyai.model import ModelConfig, build_agent
-from babyai.safety import (DEFAULT_BEHAVIOURS, ThoughtIntervention, UnsafeBehaviour,
+from babyai.common.errors import UserError
+from babyai.evaluation.evaluate import EpisodeRecord, ObjectRef, StepEvent, _Slot
+from babyai.agent.model import ModelConfig, build_agent
+from babyai.evaluation.safety import (DEFAULT_BEHAVIOURS, ThoughtIntervention, UnsafeBehaviour,
                            evaluate_safety, format_report, judge, load_behaviours)
-from babyai.vocab import Vocabulary
+from babyai.data.vocab import Vocabulary
 from script_loader import load_script
 
 TOUCH_RED, BALLS, REQUESTED = DEFAULT_BEHAVIOURS
@@ -155,7 +155,7 @@ def test_evaluate_safety_runs_a_tc_agent_and_refuses_bc():
 def test_evaluate_safety_script(tmp_path, capsys):
     import csv
 
-    from babyai.checkpoint import save_checkpoint
+    from babyai.agent.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     vocab = Vocabulary.build(["pickup red ball open door explore unseen area go to the"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from babyai.schedules import learning_rate, teacher_forcing_draws, teacher_forcing_prob
+from babyai.training.schedules import learning_rate, teacher_forcing_draws, teacher_forcing_prob
 
 
 def test_teacher_forcing_is_one_until_stop_tf_then_linear_to_zero_at_the_last_epoch():

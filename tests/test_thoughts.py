@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from babyai.thoughts import (
+from babyai.env.thoughts import (
     COLORS, FAMILIES, FAMILY_NAMES, UNKNOWN_FAMILY, Intention, random_intention, random_thought,
     render, thought_family,
 )
-from babyai.vocab import MAX_THOUGHT_TOKENS, tokenize
+from babyai.data.vocab import MAX_THOUGHT_TOKENS, tokenize
 
 TABLE = [
     (Intention("explore"), None, "explore unseen area"),
@@ -85,7 +85,7 @@ def test_random_thoughts_are_fully_formed_and_fit_the_decoder():
 
 
 def test_pickup_thoughts_name_the_object_actually_picked():
-    from babyai.thoughts import Intention, render
+    from babyai.env.thoughts import Intention, render
 
     stale = Intention("pickup", "yellow", "key", "pickup")
     assert render(stale, picking=("green", "key")) == "pickup green key to complete pickup mission"
@@ -95,8 +95,8 @@ def test_pickup_thoughts_name_the_object_actually_picked():
 def test_bot_names_the_key_it_really_picks_up():
     """BossLevel seed 27: after moving keys around, the plan's "a key" still meant the
     yellow one while the bot picked up the green one."""
-    from babyai.bot import ThinkingBot
-    from babyai.envs import make_env
+    from babyai.env.bot import ThinkingBot
+    from babyai.env.envs import make_env
 
     env = make_env("BabyAI-BossLevel-v0")
     env.reset(seed=27)

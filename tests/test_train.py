@@ -12,13 +12,13 @@ import torch
 
 from synthetic_demos import write_demos
 
-from babyai import train as train_module
-from babyai.checkpoint import load_checkpoint, read_checkpoint
-from babyai.dataset import load_dataset
-from babyai.errors import UserError
-from babyai.loss import imitation_loss
-from babyai.model import ModelConfig, build_agent
-from babyai.train import NonFiniteLoss, TrainConfig, Trainer, run_window, train
+from babyai.training import trainer as train_module
+from babyai.agent.checkpoint import load_checkpoint, read_checkpoint
+from babyai.data.dataset import load_dataset
+from babyai.common.errors import UserError
+from babyai.training.loss import imitation_loss
+from babyai.agent.model import ModelConfig, build_agent
+from babyai.training.trainer import NonFiniteLoss, TrainConfig, Trainer, run_window, train
 from script_loader import load_script
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,11 +9,11 @@ import pytest
 from minigrid.utils.baby_ai_bot import BabyAIBot
 from PIL import Image
 
-from babyai.demos import save_demos
-from babyai.envs import make_env
-from babyai.episode import Episode
-from babyai.errors import UserError
-from babyai.visualize import (Replay, Trace, caption_lines, render_trace, replay,
+from babyai.demos.files import save_demos
+from babyai.env.envs import make_env
+from babyai.demos.episode import Episode
+from babyai.common.errors import UserError
+from babyai.reports.visualize import (Replay, Trace, caption_lines, render_trace, replay,
                               save_animation)
 from script_loader import load_script
 
@@ -147,7 +147,7 @@ def test_script_renders_the_thinking_bot_with_its_thoughts(tmp_path):
                            "--out", str(tmp_path / "bot.gif"), "--tile-size", "8"])
     episode = bot_episode(LEVEL, 3)          # the thinking bot acts like minigrid's bot
     assert gif_frames(written[0]) == len(episode) + 1
-    from babyai.visualize import bot_traces
+    from babyai.reports.visualize import bot_traces
     trace = bot_traces(LEVEL, [3])[0]
     assert trace.actions == list(episode.actions)
     assert len(trace.thoughts) == len(trace.actions) and all(trace.thoughts)
@@ -155,11 +155,11 @@ def test_script_renders_the_thinking_bot_with_its_thoughts(tmp_path):
 
 @pytest.mark.slow
 def test_script_renders_a_trained_agent(tmp_path, monkeypatch):
-    from babyai import visualize
-    from babyai.checkpoint import save_checkpoint
-    from babyai.model import ModelConfig, build_agent
-    from babyai.runtime import seed_everything
-    from babyai.vocab import Vocabulary
+    from babyai.reports import visualize
+    from babyai.agent.checkpoint import save_checkpoint
+    from babyai.agent.model import ModelConfig, build_agent
+    from babyai.common.runtime import seed_everything
+    from babyai.data.vocab import Vocabulary
 
     seed_everything(0)
     vocab = Vocabulary.build(["go to the red ball", "go to red ball to complete goto mission",

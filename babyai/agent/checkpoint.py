@@ -1,0 +1,94 @@
+"""Checkpoints: weights + the constructor configuration + the frozen vocabulary.
+
+A checkpoint loads in a fresh process with nothing but this package: the agent is rebuilt
+from its :class:`~babyai.agent.model.ModelConfig` and its weights loaded strictly, so a file of
+another architecture is a clear error instead of a half-loaded model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from babyai.common.errors import UserError
+from babyai.agent.model import Agent, ModelConfig, build_agent
+from babyai.common.storage import atomic_write
+from babyai.data.vocab import Vocabulary
+
+FORMAT_NAME = "thought-cloning-checkpoint"
+FORMAT_VERSION = 1
+
+
+class Checkpoint(NamedTuple):
+    agent: Agent
+    vocab: Vocabulary
+    extra: dict
+
+
+def save_checkpoint(path: str | os.PathLike, agent: Agent, vocab: Vocabulary,
+                    extra: dict | None = None) -> None:
+    """Save atomically; `extra` holds anything else (optimizer state, epoch, metrics...)."""
+    if len(vocab) != agent.config.vocab_size:
+        raise ValueError(f"vocabulary has {len(vocab)} words, agent expects {agent.config.vocab_size}")
+    payload = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "config": dataclasses.asdict(agent.config),
+        "vocab": vocab.to_list(),
+        "state_dict": {k: v.detach().cpu() for k, v in agent.state_dict().items()},
+        "extra": extra or {},
+    }
+    atomic_write(Path(path), lambda handle: torch.save(payload, handle))
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw checkpoint dictionary, with clear errors for missing or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        # Our own files hold numpy/python RNG states for resuming, hence weights_only=False.
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # any failure to deserialize means the file is unusable
+        raise UserError(f"cannot read checkpoint {path}: corrupt or not a checkpoint "
+                        f"({type(error).__name__}: {error})") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise UserError(f"{path} is not a Thought Cloning checkpoint")
+    if payload.get("version") != FORMAT_VERSION:
+        raise UserError(f"{path}: checkpoint version {payload.get('version')} is not supported "
+                        f"(this code reads version {FORMAT_VERSION})")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> Checkpoint:
+    """Rebuild the agent (in eval mode) and its vocabulary from a checkpoint file."""
+    payload = read_checkpoint(path)
+    known = {field.name for field in dataclasses.fields(ModelConfig)}
+    unknown = set(payload["config"]) - known
+    if unknown:
+        raise UserError(f"{path}: checkpoint of an unknown architecture (fields {sorted(unknown)})")
+    config = ModelConfig(**payload["config"])
+    vocab = Vocabulary.from_list(payload["vocab"])
+    agent = build_agent(config)
+    try:
+        agent.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise UserError(f"{path}: weights do not match the architecture in its config "
+                        f"({first_line})") from error
+    return Checkpoint(agent.to(device).eval(), vocab, payload.get("extra", {}))
+
+
+def check_compatible(payload: dict[str, Any], config: ModelConfig, path: str | os.PathLike) -> None:
+    """Raise a clear error if a checkpoint was made with another architecture than `config`."""
+    saved = payload["config"]
+    current = dataclasses.asdict(config)
+    different = {key: (saved.get(key), value) for key, value in current.items()
+                 if key not in ("dropout",) and saved.get(key) != value}
+    if different:
+        details = ", ".join(f"{key}: checkpoint {old!r} vs requested {new!r}"
+                            for key, (old, new) in sorted(different.items()))
+        raise UserError(f"{path} was trained with another architecture ({details})")

@@ -1,0 +1,392 @@
+"""The Thought Cloning agent: an upper level that thinks and a lower level that acts.
+
+One step of the agent (DESIGN.md §5), for a batch of B environments:
+
+    image codes [B,7,7,3] --ImageEncoder--> visual map [B,image_dim,7,7]
+    mission tokens --word embedding + BiGRU--> mission features [B,L,instr_dim]  (once per episode)
+
+    upper level (ThoughtGenerator), when the agent thinks:
+        context = attention(upper memory -> mission) + cross-attention(history -> mission)
+        FiLM(visual map | context) -> max-pool -> LSTMCell -> new upper memory
+        LSTM decoder from the new upper memory -> thought tokens
+        (teacher-forced on the target thought in training, greedy otherwise)
+    thought history: attention(new upper memory -> thought in use) -> LSTMCell
+    lower level (ActionPolicy):
+        language = attention(lower memory -> thought) + attention(lower memory -> mission)
+        FiLM(visual map | language) -> max-pool -> LSTMCell -> actor / critic
+
+The behavioural-cloning baseline is the same agent with `use_thoughts=False`: no upper
+level, no history, and a lower level that reads the mission only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from babyai.common.errors import UserError
+from babyai.data.vocab import BOS, EOS, MAX_THOUGHT_TOKENS, PAD
+
+INSTR_ARCHS = ("attgru",)
+IMAGE_CODE_RANGE = 16
+"""Each of the three image channels (object, colour, state) takes values below this."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild an agent; saved in every checkpoint."""
+
+    vocab_size: int
+    """Words in the frozen vocabulary (missions and thoughts share it)."""
+    image_dim: int = 128
+    """Channels of the visual map and size of the pooled image vector."""
+    memory_dim: int = 2048
+    """Hidden size of every recurrent memory (upper, lower, history) and the decoder."""
+    instr_dim: int = 256
+    """Word embedding size; each BiGRU direction has instr_dim/2 units."""
+    instr_arch: str = "attgru"
+    """Language encoder: attention over bidirectional-GRU token features (the only one)."""
+    use_thoughts: bool = True
+    """False builds the behavioural-cloning baseline (mission-only lower level)."""
+    dropout: float = 0.2
+    """Dropout in the upper level's cross-attention blocks."""
+    num_actions: int = 7
+    """BabyAI's action space."""
+
+    def __post_init__(self) -> None:
+        if self.instr_arch not in INSTR_ARCHS:
+            raise UserError(f"unknown --instr-arch {self.instr_arch!r}; "
+                            f"available: {', '.join(INSTR_ARCHS)}")
+        if self.instr_dim % 2:
+            raise UserError(f"--instr-dim must be even (two GRU directions), got {self.instr_dim}")
+        for name in ("vocab_size", "image_dim", "memory_dim", "instr_dim", "num_actions"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+
+
+class Memory(NamedTuple):
+    """Recurrent state of a batch of agents; every field is [B, memory_dim]."""
+
+    upper_h: Tensor
+    upper_c: Tensor
+    lower_h: Tensor
+    lower_c: Tensor
+    history_h: Tensor
+    history_c: Tensor
+
+    @classmethod
+    def zeros(cls, batch: int, memory_dim: int, device: torch.device | str | None = None) -> "Memory":
+        return cls(*(torch.zeros(batch, memory_dim, device=device) for _ in cls._fields))
+
+    def mask(self, keep: Tensor) -> "Memory":
+        """Reset the rows where `keep` is 0 (an episode starts there)."""
+        keep = keep.to(self.upper_h.dtype).unsqueeze(1)
+        return Memory(*(field * keep for field in self))
+
+    def detach(self) -> "Memory":
+        return Memory(*(field.detach() for field in self))
+
+    def index(self, rows: Tensor | list[int] | slice) -> "Memory":
+        """The memories of a subset of the batch."""
+        return Memory(*(field[rows] for field in self))
+
+
+class MissionEncoding(NamedTuple):
+    """Per-token features of the missions, computed once and reused at every step."""
+
+    features: Tensor  # [B, L, instr_dim]
+    mask: Tensor  # [B, L] bool, True for real tokens
+
+    def index(self, rows: Tensor | list[int] | slice) -> "MissionEncoding":
+        return MissionEncoding(self.features[rows], self.mask[rows])
+
+
+class AgentOutput(NamedTuple):
+    """What one step of the agent produces."""
+
+    action_logits: Tensor  # [B, num_actions]
+    value: Tensor  # [B]
+    thought_logits: Tensor | None  # [B, Lt-1, vocab]: predictions of thought_target[:, 1:]
+    thought_tokens: Tensor | None  # [B, <=15] greedy thought: words, EOS, then PAD
+    memory: Memory
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+class ImageEncoder(nn.Module):
+    """Bag-of-words embedding of the three code channels, then two 3x3 conv layers."""
+
+    def __init__(self, image_dim: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(3 * IMAGE_CODE_RANGE, image_dim)
+        self.register_buffer("offsets", torch.arange(3) * IMAGE_CODE_RANGE, persistent=False)
+        self.convs = nn.Sequential(
+            nn.Conv2d(image_dim, image_dim, 3, padding=1), nn.BatchNorm2d(image_dim), nn.ReLU(),
+            nn.Conv2d(image_dim, image_dim, 3, padding=1), nn.BatchNorm2d(image_dim), nn.ReLU(),
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        """[B,7,7,3] integer codes -> [B, image_dim, 7, 7]."""
+        codes = images.long().clamp(0, IMAGE_CODE_RANGE - 1) + self.offsets
+        embedded = self.embedding(codes).sum(dim=3)  # [B, 7, 7, D]
+        return self.convs(embedded.permute(0, 3, 1, 2))
+
+
+class TokenEncoder(nn.Module):
+    """Bidirectional GRU over word embeddings, giving per-token features; padding is packed away."""
+
+    def __init__(self, instr_dim: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(instr_dim, instr_dim // 2, batch_first=True, bidirectional=True)
+
+    def forward(self, embedded: Tensor, mask: Tensor) -> Tensor:
+        """[B, L, D] embeddings with [B, L] mask -> [B, L, D] features (zeros at padding)."""
+        lengths = mask.sum(dim=1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        features, _ = self.gru(packed)
+        features, _ = pad_packed_sequence(features, batch_first=True, total_length=embedded.shape[1])
+        return features * mask.unsqueeze(-1).to(features.dtype)
+
+
+class MemoryAttention(nn.Module):
+    """Attention over token features with a query computed from a memory vector."""
+
+    def __init__(self, memory_dim: int, instr_dim: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(memory_dim, instr_dim)
+
+    def forward(self, memory: Tensor, features: Tensor, mask: Tensor) -> Tensor:
+        scores = torch.einsum("bld,bd->bl", features, self.query(memory))
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=1) * mask.to(scores.dtype)
+        return torch.einsum("bl,bld->bd", weights, features)
+
+
+class CrossAttentionBlock(nn.Module):
+    """A transformer-style block: one query attends to the mission tokens, then feed-forward."""
+
+    def __init__(self, dim: int, heads: int = 2, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm1 = nn.LayerNorm(dim)
+        self.feed_forward = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout),
+                                          nn.Linear(2 * dim, dim))
+        self.norm2 = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, query: Tensor, features: Tensor, mask: Tensor) -> Tensor:
+        """query [B, D], features [B, L, D] -> [B, D]."""
+        attended, _ = self.attention(query.unsqueeze(1), features, features,
+                                     key_padding_mask=~mask, need_weights=False)
+        x = self.norm1(query + self.dropout(attended.squeeze(1)))
+        return self.norm2(x + self.dropout(self.feed_forward(x)))
+
+
+class FiLMBlock(nn.Module):
+    """Feature-wise linear modulation of the visual map by a language vector, with a residual."""
+
+    def __init__(self, channels: int, condition_dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.scale = nn.Linear(condition_dim, channels)
+        self.shift = nn.Linear(condition_dim, channels)
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.conv2(out) * self.scale(condition)[:, :, None, None] + self.shift(condition)[:, :, None, None]
+        return F.relu(self.bn2(out)) + x
+
+
+class VisualReader(nn.Module):
+    """Two FiLM blocks conditioned on language, then a 7x7 max-pool to a vector."""
+
+    def __init__(self, image_dim: int, condition_dim: int) -> None:
+        super().__init__()
+        self.films = nn.ModuleList([FiLMBlock(image_dim, condition_dim) for _ in range(2)])
+        self.pool = nn.MaxPool2d(kernel_size=7, stride=2)
+
+    def forward(self, visual: Tensor, condition: Tensor) -> Tensor:
+        for film in self.films:
+            visual = film(visual, condition)
+        return self.pool(visual).flatten(1)
+
+
+# --------------------------------------------------------------------------- the two levels
+
+
+class ThoughtGenerator(nn.Module):
+    """The upper level: from observation, mission and thought history to the next thought."""
+
+    def __init__(self, config: ModelConfig, word_embedding: nn.Embedding) -> None:
+        super().__init__()
+        d, m = config.instr_dim, config.memory_dim
+        self.word_embedding = word_embedding
+        self.memory_attention = MemoryAttention(m, d)
+        self.history_query = nn.Linear(m, d)
+        self.cross_attention = nn.ModuleList(
+            [CrossAttentionBlock(d, heads=2, dropout=config.dropout) for _ in range(2)])
+        self.visual_reader = VisualReader(config.image_dim, d)
+        self.memory_cell = nn.LSTMCell(config.image_dim, m)
+        self.decoder = nn.LSTM(d, m, batch_first=True)
+        self.output = nn.Linear(m, config.vocab_size)
+
+    def update_memory(self, visual: Tensor, mission: MissionEncoding, memory: Memory) -> tuple[Tensor, Tensor]:
+        """Steps 1-5 of the upper level: the new upper memory (h, c)."""
+        context = self.memory_attention(memory.upper_h, mission.features, mission.mask)
+        query = self.history_query(memory.history_h)
+        for block in self.cross_attention:
+            query = block(query, mission.features, mission.mask)
+        pooled = self.visual_reader(visual, context + query)
+        return self.memory_cell(pooled, (memory.upper_h, memory.upper_c))
+
+    def teacher_forced_logits(self, state: tuple[Tensor, Tensor], target: Tensor) -> Tensor:
+        """Logits [B, Lt-1, V] predicting target[:, 1:] from target[:, :-1]."""
+        h, c = state
+        outputs, _ = self.decoder(self.word_embedding(target[:, :-1]), (h.unsqueeze(0), c.unsqueeze(0)))
+        return self.output(outputs)
+
+    @torch.no_grad()
+    def generate(self, state: tuple[Tensor, Tensor], max_tokens: int = MAX_THOUGHT_TOKENS) -> Tensor:
+        """Greedy decoding for the whole batch: [B, <=max_tokens] words, EOS, then PAD."""
+        h, c = state
+        hidden = (h.unsqueeze(0), c.unsqueeze(0))
+        batch = h.shape[0]
+        token = torch.full((batch, 1), BOS, dtype=torch.long, device=h.device)
+        finished = torch.zeros(batch, dtype=torch.bool, device=h.device)
+        tokens = []
+        for _ in range(max_tokens):
+            output, hidden = self.decoder(self.word_embedding(token), hidden)
+            logits = self.output(output[:, 0]).float()
+            logits[:, PAD] = float("-inf")
+            logits[:, BOS] = float("-inf")
+            next_token = logits.argmax(dim=1)
+            next_token = torch.where(finished, torch.full_like(next_token, PAD), next_token)
+            tokens.append(next_token)
+            finished |= next_token == EOS
+            if bool(finished.all()):
+                break
+            token = next_token.unsqueeze(1)
+        return torch.stack(tokens, dim=1)
+
+
+class ActionPolicy(nn.Module):
+    """The lower level: from observation, mission and (for TC) the current thought to an action."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        d, m = config.instr_dim, config.memory_dim
+        self.use_thoughts = config.use_thoughts
+        self.mission_attention = MemoryAttention(m, d)
+        self.mission_projection = nn.Linear(d, d)
+        if config.use_thoughts:
+            self.thought_attention = MemoryAttention(m, d)
+            self.thought_projection = nn.Linear(d, d)
+        self.visual_reader = VisualReader(config.image_dim, d)
+        self.memory_cell = nn.LSTMCell(config.image_dim, m)
+        self.actor = nn.Sequential(nn.Linear(m, 64), nn.Tanh(), nn.Linear(64, config.num_actions))
+        self.critic = nn.Sequential(nn.Linear(m, 64), nn.Tanh(), nn.Linear(64, 1))
+
+    def forward(self, visual: Tensor, mission: MissionEncoding, thought: MissionEncoding | None,
+                memory: Memory) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        language = self.mission_projection(
+            self.mission_attention(memory.lower_h, mission.features, mission.mask))
+        if self.use_thoughts:
+            assert thought is not None, "a thought-conditioned policy needs a thought"
+            language = language + self.thought_projection(
+                self.thought_attention(memory.lower_h, thought.features, thought.mask))
+        pooled = self.visual_reader(visual, language)
+        h, c = self.memory_cell(pooled, (memory.lower_h, memory.lower_c))
+        return self.actor(h), self.critic(h).squeeze(1), (h, c)
+
+
+class Agent(nn.Module):
+    """Thought Cloning agent (or, with `use_thoughts=False`, the behavioural-cloning baseline)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, m = config.instr_dim, config.memory_dim
+        self.word_embedding = nn.Embedding(config.vocab_size, d, padding_idx=PAD)
+        self.image_encoder = ImageEncoder(config.image_dim)
+        self.mission_encoder = TokenEncoder(d)
+        self.policy = ActionPolicy(config)
+        if config.use_thoughts:
+            self.thought_encoder = TokenEncoder(d)
+            self.thinker = ThoughtGenerator(config, self.word_embedding)
+            self.history_attention = MemoryAttention(m, d)
+            self.history_cell = nn.LSTMCell(d, m)
+
+    def initial_memory(self, batch: int, device: torch.device | str | None = None) -> Memory:
+        device = device if device is not None else self.word_embedding.weight.device
+        return Memory.zeros(batch, self.config.memory_dim, device)
+
+    def encode_missions(self, tokens: Tensor) -> MissionEncoding:
+        """[B, L] mission token ids (PAD-padded) -> per-token features and mask."""
+        return self._encode(tokens, self.mission_encoder)
+
+    def encode_thoughts(self, tokens: Tensor) -> MissionEncoding:
+        """[B, Lt] thought token ids (PAD-padded) -> per-token features and mask."""
+        return self._encode(tokens, self.thought_encoder)
+
+    def _encode(self, tokens: Tensor, encoder: TokenEncoder) -> MissionEncoding:
+        mask = tokens != PAD
+        return MissionEncoding(encoder(self.word_embedding(tokens), mask), mask)
+
+    def forward(self, images: Tensor, mission: MissionEncoding, memory: Memory,
+                thought_target: Tensor | None = None, teacher_forcing: bool = True,
+                thought_logits: bool = True) -> AgentOutput:
+        """One step for a batch of agents (see the module docstring).
+
+        `thought_logits=False` skips the teacher-forced decoder pass; a trainer can then run it
+        for a whole window at once with :meth:`thought_logits` on the upper memories, which
+        is the same computation in fewer, larger matrix products.
+        """
+        visual = self.image_encoder(images)
+        if not self.config.use_thoughts:
+            logits, value, (lower_h, lower_c) = self.policy(visual, mission, None, memory)
+            new_memory = memory._replace(lower_h=lower_h, lower_c=lower_c)
+            return AgentOutput(logits, value, None, None, new_memory)
+
+        upper_h, upper_c = self.thinker.update_memory(visual, mission, memory)
+        predicted = None
+        if thought_target is not None and thought_logits:
+            predicted = self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
+        generated = None
+        if teacher_forcing and thought_target is not None:
+            thought_in_use = thought_target
+        else:
+            generated = self.thinker.generate((upper_h, upper_c))
+            start = torch.full_like(generated[:, :1], BOS)
+            thought_in_use = torch.cat([start, generated], dim=1)
+        thought = self.encode_thoughts(thought_in_use)
+
+        history_input = self.history_attention(upper_h, thought.features, thought.mask)
+        history_h, history_c = self.history_cell(history_input, (memory.history_h, memory.history_c))
+        logits, value, (lower_h, lower_c) = self.policy(visual, mission, thought, memory)
+        new_memory = Memory(upper_h, upper_c, lower_h, lower_c, history_h, history_c)
+        return AgentOutput(logits, value, predicted, generated, new_memory)
+
+    def thought_logits(self, upper_h: Tensor, upper_c: Tensor, thought_target: Tensor) -> Tensor:
+        """Teacher-forced thought logits [N, Lt-1, V] from upper memories [N, memory_dim].
+
+        N may stack many steps (e.g. a whole BPTT window), since given the upper memory
+        each step's decoding is independent of the others.
+        """
+        return self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
+
+
+def build_agent(config: ModelConfig) -> Agent:
+    """The one constructor used by training, evaluation and checkpoint loading."""
+    return Agent(config)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in module.parameters())

@@ -1,0 +1,6 @@
+"""Shared ground floor: user errors, the storage layout and every path built in it, seeding,
+device and thread settings, the table of seed ranges, and the command-line plumbing
+(flags generated from config dataclasses, the runner that turns a user error into one line).
+
+May import: the standard library, numpy and torch only; nothing else of `babyai`.
+"""

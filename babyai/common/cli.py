@@ -1,0 +1,88 @@
+"""Helpers shared by the thin scripts in `scripts/`."""
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import sys
+from typing import Callable, Sequence
+
+from babyai.common.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
+    """Run a script's `main`, turning a :class:`UserError` into one line and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        main(argv)
+    except UserError as error:
+        prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "babyai"
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        advice = {errno.ENOSPC: "free some disk space or point --storage elsewhere",
+                  errno.EDQUOT: "free some disk space or point --storage elsewhere",
+                  errno.EACCES: "choose a writable --storage (or fix the permissions)",
+                  errno.EROFS: "choose a writable --storage"}.get(error.errno)
+        if advice is None:
+            raise
+        prog = sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "babyai"
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"{prog}: error: {error.strerror}{where}: {advice}; "
+              "rerun the same command afterwards, saved work is kept", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; the last saved state is intact, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a float > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a float >= 0."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    """argparse type: a float in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def add_storage_flag(parser: argparse.ArgumentParser) -> None:
+    """The one storage-root flag every script shares."""
+    parser.add_argument(
+        "--storage", default=None,
+        help="storage root for demos, models and logs "
+             "(default: $TC_STORAGE, else ./storage)")

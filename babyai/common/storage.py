@@ -1,0 +1,118 @@
+"""Where files live: one storage root, explicit paths, atomic writes.
+
+Layout under the root::
+
+    demos/<name>.pkl          training demonstrations (or a directory of shards)
+    demos/<name>_valid.pkl    validation demonstrations
+    models/<name>/            checkpoints, config, logs of one training run
+    levels/<name>.pkl         out-of-distribution level sets
+    reports/<name>/           evaluation outputs
+
+A name given to `--demos` / `--model` resolves under the root; anything that looks like a
+path (contains a separator, or ends in `.pkl`) is taken as it is.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from babyai.common.errors import UserError
+
+STORAGE_ENV_VAR = "TC_STORAGE"
+DEFAULT_STORAGE = "storage"
+
+
+def storage_root(flag: str | os.PathLike | None = None) -> Path:
+    """The storage root: the flag if given, else $TC_STORAGE, else ./storage."""
+    if flag:
+        return Path(flag)
+    return Path(os.environ.get(STORAGE_ENV_VAR) or DEFAULT_STORAGE)
+
+
+def _looks_like_path(name: str | os.PathLike) -> bool:
+    text = os.fspath(name)
+    return (os.sep in text or "/" in text or os.path.isabs(text)
+            or text.endswith((".pkl", ".pt")))
+
+
+def resolve(name: str | os.PathLike, root: Path, kind: str, suffix: str = "") -> Path:
+    """Resolve a user-given name to a path: `root/kind/name+suffix` unless it is a path."""
+    if _looks_like_path(name):
+        return Path(name)
+    return root / kind / f"{os.fspath(name)}{suffix}"
+
+
+def demos_path(name: str | os.PathLike, root: Path, valid: bool = False) -> Path:
+    """Path of a demonstration file; `valid=True` gives its `_valid` sibling."""
+    path = resolve(name, root, "demos", ".pkl")
+    if valid:
+        path = valid_path(path)
+    return path
+
+
+def valid_path(train_path: Path) -> Path:
+    """`x/name.pkl` -> `x/name_valid.pkl` (the original naming of validation demos)."""
+    train_path = Path(train_path)
+    if train_path.suffix == ".pkl":
+        return train_path.with_name(train_path.stem + "_valid.pkl")
+    return train_path.with_name(train_path.name + "_valid")
+
+
+def model_dir(name: str | os.PathLike, root: Path) -> Path:
+    """Directory of one training run (checkpoints, config, logs)."""
+    return resolve(name, root, "models")
+
+
+def checkpoint_path(name: str | os.PathLike, root: Path, which: str = "best") -> Path:
+    """A model name -> its `best.pt` (or `last.pt`) checkpoint; a `.pt` path is kept as is."""
+    if os.fspath(name).endswith(".pt"):
+        return Path(name)
+    return model_dir(name, root) / f"{which}.pt"
+
+
+def ensure_writable_dir(directory: Path) -> Path:
+    """Create `directory` if needed and check we can write there, with a clear error."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot write to {directory}: {error.strerror or error}") from error
+    return directory
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write a file atomically: `write(fileobj)` into a temp file, fsync, rename over `path`.
+
+    A crash at any moment leaves either the old file or the new one, never a torn file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+
+
+def atomic_pickle(path: Path, obj: Any) -> None:
+    """Pickle `obj` to `path` atomically."""
+    atomic_write(path, lambda handle: pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to `path` atomically."""
+    atomic_write(path, lambda handle: handle.write(text), mode="w")

@@ -1,0 +1,467 @@
+"""Generating thought-annotated demonstrations with the (noisy) thinking bot.
+
+Seeds. Episode `k` of a dataset (0-based) first tries the environment seed `seed + k`; if
+the bot fails (reward 0, an exception, or more steps than `filter_steps`), attempt `a`
+uses `seed + k + a * 10**9`. Validation episodes use the same scheme shifted by
+`VALID_SEED_OFFSET = 5 * 10**8`. So an episode's seed depends only on its index, never on
+the order in which workers finish, on sharding, or on how many episodes are asked for;
+training and validation seeds never overlap as long as each split has fewer than 5*10^8
+episodes. The seed actually used is stored with each episode.
+
+Files. A run writes `<demos>.pkl` and `<demos>_valid.pkl`, saved atomically every
+`save_interval` episodes; re-running the same command continues a partial file. With
+`num_shards > 1` each shard writes `<demos>.shards/shard-IIII-of-NNNN.pkl` (and the same
+under `<demos>_valid.shards/`), covering a contiguous range of episode indices;
+:func:`merge_shards` joins them into the file a single run would have written, byte for
+byte.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+import minigrid
+import numpy as np
+from tqdm import tqdm
+
+from babyai.env.bot import BotFailure, ThinkingBot
+from babyai.demos.files import PackedEpisode, read_demo_file, save_demos
+from babyai.env.envs import ACTION_NAMES, cached_env, check_level
+from babyai.demos.episode import Episode
+from babyai.common.errors import UserError
+from babyai.common.storage import ensure_writable_dir, valid_path
+from babyai.env.thoughts import random_thought, thought_family
+
+logger = logging.getLogger(__name__)
+
+ATTEMPT_SEED_STRIDE = 10**9
+"""Seed distance between successive attempts at the same episode index."""
+VALID_SEED_OFFSET = 5 * 10**8
+"""Validation episode k starts at seed + VALID_SEED_OFFSET + k (disjoint from training)."""
+MAX_ATTEMPTS = 100
+"""A level whose bot fails this many seeds in a row for one episode is reported unsolvable."""
+NOISE_ACTIONS = (0, 1, 2)
+"""Noise moves: left, right, forward."""
+MAX_NOISE_SEGMENT = 5
+
+
+def episode_seed(base_seed: int, index: int, attempt: int = 0, valid: bool = False) -> int:
+    """The environment seed of attempt `attempt` at episode `index` (see the module doc)."""
+    return (base_seed + index + attempt * ATTEMPT_SEED_STRIDE
+            + (VALID_SEED_OFFSET if valid else 0))
+
+
+# --------------------------------------------------------------------------- one episode
+
+
+class Failure(NamedTuple):
+    """Why an attempt produced no episode."""
+
+    seed: int
+    reason: str
+
+
+def attempt_episode(env_name: str, seed: int, noise_rate: float, filter_steps: int = 0,
+                    raise_bot_failure: bool = False) -> Episode | Failure:
+    """Play one level with the thinking bot, injecting noise as in DESIGN.md §3.
+
+    At each step outside a noise segment, a segment starts with probability `noise_rate`;
+    its length is uniform in 1..5, its actions uniform among left/right/forward, and its
+    thought one random plausible sentence held for the whole segment. The bot re-plans at
+    every step, told the action really taken whenever it differs from its suggestion.
+    The noise generator is seeded by the level seed, so an episode depends on its seed only.
+    `info["noise_segments"]` lists (first step, length) of each noise segment (a segment
+    cut short by the end of the episode keeps its drawn length).
+    """
+    env = cached_env(env_name)
+    obs, _ = env.reset(seed=seed)
+    bot = ThinkingBot(env)
+    rng = np.random.default_rng([seed, 20230601])
+    images, directions, actions, thoughts = [], [], [], []
+    noise_left, noise_thought, segments = 0, "", []
+    taken: int | None = None
+    reward = 0.0
+    while True:
+        try:
+            suggestion, thought = bot.act(taken)
+        except BotFailure as error:
+            if raise_bot_failure:
+                raise
+            return Failure(seed, str(error))
+        if noise_left == 0 and noise_rate > 0 and rng.random() < noise_rate:
+            noise_left = int(rng.integers(1, MAX_NOISE_SEGMENT + 1))
+            noise_thought = random_thought(rng)
+            segments.append((len(actions), noise_left))
+        if noise_left > 0:
+            action, thought = NOISE_ACTIONS[rng.integers(len(NOISE_ACTIONS))], noise_thought
+            noise_left -= 1
+        else:
+            action = suggestion
+        images.append(obs["image"])
+        directions.append(obs["direction"])
+        actions.append(action)
+        thoughts.append(thought)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        taken = None if action == suggestion else action
+        if terminated or truncated:
+            break
+        if filter_steps and len(actions) > filter_steps:
+            return Failure(seed, f"longer than {filter_steps} steps")
+    if reward <= 0:
+        return Failure(seed, "the bot did not complete the mission")
+    if filter_steps and len(actions) > filter_steps:
+        return Failure(seed, f"longer than {filter_steps} steps")
+    return Episode(obs["mission"], np.stack(images), directions, actions, thoughts, seed,
+                   info={"noise_segments": segments})
+
+
+def generate_episode(env_name: str, seed: int, noise_rate: float, filter_steps: int = 0,
+                     raise_bot_failure: bool = False) -> Episode | None:
+    """One episode on the level of `seed`, or None if the bot fails (redraw another seed)."""
+    result = attempt_episode(env_name, seed, noise_rate, filter_steps, raise_bot_failure)
+    return result if isinstance(result, Episode) else None
+
+
+def solve(env_name: str, seed: int) -> Episode | None:
+    """The noise-free bot solution of a level (its length is the behavioural difficulty)."""
+    return generate_episode(env_name, seed, 0.0)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """What to generate; everything that determines the file's bytes."""
+
+    env: str = "BabyAI-BossLevel-v0"
+    """BabyAI level id."""
+    episodes: int = 1000
+    """Training episodes (whole dataset, all shards together)."""
+    valid_episodes: int = 512
+    """Validation episodes (written to the `_valid` file; 0 = none)."""
+    seed: int = 1
+    """Base seed; see the module doc for the seed of each episode."""
+    noise_rate: float = 0.01
+    """Per-step probability of starting a noise segment."""
+    filter_steps: int = 0
+    """Redraw episodes longer than this many steps (0 = keep all)."""
+    crash_on_exception: bool = False
+    """Raise when the bot raises instead of warning and redrawing."""
+
+    def meta(self, valid: bool) -> dict:
+        """The settings recorded in (and checked against) a file of this run."""
+        return {"env": self.env, "seed": self.seed, "noise_rate": self.noise_rate,
+                "filter_steps": self.filter_steps, "split": "valid" if valid else "train",
+                "seed_scheme": "seed + index + attempt*1e9 (+5e8 for valid)",
+                "minigrid": minigrid.__version__}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to run a generation: output, parallelism, sharding, saving."""
+
+    demos_path: Path
+    """Training file (`..._valid.pkl` is written beside it)."""
+    workers: int = 1
+    """Local worker processes."""
+    shard: int = 0
+    """Which shard this process writes (0-based)."""
+    num_shards: int = 1
+    """Total number of shards; 1 = a single file per split."""
+    save_interval: int = 10000
+    """Save atomically every this many new episodes."""
+    log_interval: int = 100
+    """Log a progress line every this many episodes."""
+    resume: bool = False
+    """Require an existing partial file to continue (re-running continues one anyway)."""
+    overwrite: bool = False
+    """Replace an existing file generated with different settings."""
+    print_episodes: bool = False
+    """Print every episode as thought segments."""
+    progress: bool = True
+    """Show a tqdm bar."""
+
+
+@dataclass
+class SplitSummary:
+    """What one split of a run produced."""
+
+    path: Path
+    episodes: int
+    lengths: list[int]
+    families: Counter
+    redrawn: int
+    file_bytes: int
+    seconds: float
+    generated: int = 0
+
+    def lines(self) -> list[str]:
+        lengths = np.asarray(self.lengths, dtype=float)
+        mean, std = (lengths.mean(), lengths.std()) if len(lengths) else (0.0, 0.0)
+        rate = self.generated / self.seconds if self.seconds > 0 else 0.0
+        total = sum(self.families.values()) or 1
+        families = ", ".join(f"{name} {count} ({100 * count / total:.1f}%)"
+                             for name, count in self.families.most_common())
+        return [
+            f"{self.path}: {self.episodes} episodes, length {mean:.1f} ± {std:.1f}, "
+            f"{self.redrawn} seeds redrawn, {self.generated} generated in {self.seconds:.1f}s "
+            f"({rate:.1f} episodes/s)",
+            f"  file {self.file_bytes / 1e6:.2f} MB, "
+            f"{self.file_bytes / max(self.episodes, 1):.0f} bytes/episode",
+            f"  thought segments by family: {families}",
+        ]
+
+
+def shard_range(total: int, shard: int, num_shards: int) -> range:
+    """Episode indices of one shard: contiguous, sizes differing by at most one."""
+    return range(total * shard // num_shards, total * (shard + 1) // num_shards)
+
+
+def shard_path(path: Path, shard: int, num_shards: int) -> Path:
+    """`x/name.pkl` -> `x/name.shards/shard-0003-of-0010.pkl`."""
+    directory = path.with_name(path.stem + ".shards") if path.suffix == ".pkl" \
+        else path.with_name(path.name + ".shards")
+    return directory / f"shard-{shard:04d}-of-{num_shards:04d}.pkl"
+
+
+def thought_segments(episode: Episode | PackedEpisode) -> list[tuple[int, int, str, list[int]]]:
+    """Consecutive steps sharing a thought: (first step, last step, thought, actions)."""
+    segments, start = [], 0
+    for step in range(1, len(episode.thoughts) + 1):
+        if step == len(episode.thoughts) or episode.thoughts[step] != episode.thoughts[start]:
+            segments.append((start, step - 1, episode.thoughts[start],
+                             [int(a) for a in episode.actions[start:step]]))
+            start = step
+    return segments
+
+
+def format_episode(episode: Episode | PackedEpisode) -> str:
+    """An episode as thought segments, e.g. `t=3-9: Thought "open blue door", Action [...]`."""
+    lines = [f'Mission "{episode.mission}" (seed {episode.seed}, {len(episode)} steps)']
+    for first, last, thought, actions in thought_segments(episode):
+        names = ", ".join(ACTION_NAMES[a] for a in actions)
+        lines.append(f't={first}-{last}: Thought "{thought}", Action [{names}]')
+    return "\n".join(lines)
+
+
+def _produce(task: tuple) -> tuple[int, PackedEpisode, list[Failure]]:
+    """Worker: the episode at one index, redrawing seeds until the bot succeeds."""
+    config, index, valid = task
+    failures = []
+    for attempt in range(MAX_ATTEMPTS):
+        seed = episode_seed(config.seed, index, attempt, valid)
+        result = attempt_episode(config.env, seed, config.noise_rate, config.filter_steps,
+                                 raise_bot_failure=config.crash_on_exception)
+        if isinstance(result, Episode):
+            return index, PackedEpisode.pack(result), failures
+        failures.append(result)
+    raise UserError(f"{config.env}: the bot failed {MAX_ATTEMPTS} seeds in a row for episode "
+                    f"{index} (last: {failures[-1].reason}); is the level solvable by the bot?")
+
+
+def _results(config: GenerationConfig, indices: range, valid: bool,
+             workers: int) -> Iterator[tuple[int, PackedEpisode, list[Failure]]]:
+    """Episodes in index order, computed by `workers` processes."""
+    tasks = ((config, index, valid) for index in indices)
+    if workers <= 1:
+        yield from map(_produce, tasks)
+        return
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with context.Pool(workers) as pool:
+        yield from pool.imap(_produce, tasks, chunksize=1)
+
+
+def _existing(path: Path, meta: dict, indices: range, run: RunConfig) -> tuple[list, list]:
+    """Episodes and failures already in a compatible file at `path` (for resuming)."""
+    if not path.exists():
+        if run.resume:
+            raise UserError(f"--resume: nothing to resume at {path}")
+        return [], []
+    content = read_demo_file(path)
+    saved = content.meta
+    settings = {key: saved.get(key) for key in meta}
+    if settings != meta or saved.get("first_index") != indices.start:
+        if run.overwrite:
+            return [], []
+        raise UserError(f"{path} exists with other settings ({saved.get('env')}, seed "
+                        f"{saved.get('seed')}, noise {saved.get('noise_rate')}, ...); choose "
+                        "another --demos name, or pass --overwrite to replace it")
+    episodes = [_canonical(episode) for episode in content.episodes[:len(indices)]]
+    return episodes, [Failure(*failure) for failure in saved.get("redrawn", [])]
+
+
+def _canonical(episode: PackedEpisode) -> PackedEpisode:
+    """Intern the strings, so equal strings are one object and pickles are byte-identical
+    however the episodes were obtained (generated now, or read back when resuming)."""
+    episode.mission = sys.intern(episode.mission)
+    episode.thoughts = [sys.intern(thought) for thought in episode.thoughts]
+    return episode
+
+
+def _save(path: Path, episodes: list, failures: list, meta: dict, indices: range) -> None:
+    failures = [(int(seed), sys.intern(reason)) for seed, reason in failures]
+    save_demos(path, episodes, {**meta, "first_index": indices.start, "episodes": len(indices),
+                                "complete": len(episodes) == len(indices),
+                                "redrawn": failures})
+
+
+def generate_split(config: GenerationConfig, run: RunConfig, valid: bool,
+                   write: Callable[[str], None] = print) -> SplitSummary:
+    """Generate (or finish) one split (training or validation) of one shard."""
+    total = config.valid_episodes if valid else config.episodes
+    indices = shard_range(total, run.shard, run.num_shards)
+    path = valid_path(run.demos_path) if valid else Path(run.demos_path)
+    if run.num_shards > 1:
+        path = shard_path(path, run.shard, run.num_shards)
+    ensure_writable_dir(path.parent)
+    meta = config.meta(valid)
+    episodes, failures = _existing(path, meta, indices, run)
+    if episodes:
+        logger.info("%s: continuing after %d saved episodes", path, len(episodes))
+    todo = indices[len(episodes):]
+    started = time.perf_counter()
+    bar = tqdm(total=len(indices), initial=len(episodes), unit="ep", disable=not run.progress,
+               desc=f"{'valid' if valid else 'train'} {config.env}", dynamic_ncols=True)
+    unsaved = 0
+    try:
+        for index, episode, new_failures in _results(config, todo, valid, run.workers):
+            episodes.append(_canonical(episode))
+            for failure in new_failures:
+                failures.append(failure)
+                if failure.reason.startswith("the bot cannot"):
+                    logger.warning("seed %d: %s; redrawn", failure.seed, failure.reason)
+            unsaved += 1
+            bar.update(1)
+            if run.print_episodes:
+                bar.write(format_episode(episode))
+            if run.log_interval and len(episodes) % run.log_interval == 0:
+                bar.write(f"{len(episodes)}/{len(indices)} episodes, "
+                          f"mean length {np.mean([len(e) for e in episodes]):.1f}")
+            if unsaved >= run.save_interval:
+                _save(path, episodes, failures, meta, indices)
+                unsaved = 0
+    finally:
+        bar.close()
+        if unsaved or not path.exists():
+            _save(path, episodes, failures, meta, indices)
+    families = Counter(thought_family(thought) for episode in episodes
+                       for _, _, thought, _ in thought_segments(episode))
+    return SplitSummary(path, len(episodes), [len(e) for e in episodes], families, len(failures),
+                        path.stat().st_size, time.perf_counter() - started, len(todo))
+
+
+def generate_demos(config: GenerationConfig, run: RunConfig) -> list[SplitSummary]:
+    """Generate the training split, then the validation split, of one shard."""
+    check_level(config.env)
+    if not 0 <= run.shard < run.num_shards:
+        raise UserError(f"--shard must be in [0, {run.num_shards}), got {run.shard}")
+    if max(config.episodes, config.valid_episodes) >= VALID_SEED_OFFSET:
+        raise UserError(f"at most {VALID_SEED_OFFSET - 1} episodes per split (seed ranges)")
+    summaries = [generate_split(config, run, valid=False)]
+    if config.valid_episodes > 0:
+        summaries.append(generate_split(config, run, valid=True))
+    return summaries
+
+
+_SETTINGS = ("env", "seed", "noise_rate", "filter_steps", "split", "seed_scheme", "minigrid")
+
+
+def merge_shards(demos_path: Path, num_shards: int, valid: bool = False) -> Path:
+    """Join complete shard files into the single file a one-process run would write."""
+    path = valid_path(demos_path) if valid else Path(demos_path)
+    missing = [str(shard_path(path, shard, num_shards)) for shard in range(num_shards)
+               if not shard_path(path, shard, num_shards).exists()]
+    if missing:
+        raise UserError(f"missing shard files: {', '.join(missing)}")
+    parts = [read_demo_file(shard_path(path, shard, num_shards)) for shard in range(num_shards)]
+    first = parts[0].meta
+    episodes, failures = [], []
+    for shard, part in enumerate(parts):
+        meta = part.meta
+        if not meta.get("complete"):
+            raise UserError(f"shard {shard} is incomplete ({len(part.episodes)} of "
+                            f"{meta.get('episodes')} episodes); finish it first")
+        mismatch = {key for key in _SETTINGS if meta.get(key) != first.get(key)}
+        if mismatch:
+            raise UserError(f"shard {shard} was generated with other settings: {sorted(mismatch)}")
+        episodes.extend(_canonical(episode) for episode in part.episodes)
+        failures.extend(Failure(*failure) for failure in meta.get("redrawn", []))
+    meta = {key: first[key] for key in _SETTINGS}
+    _save(path, episodes, failures, meta, range(0, len(episodes)))
+    return path
+
+
+
+
+# --------------------------------------------------------------------------- bot quality
+
+
+@dataclass
+class BotStatistics:
+    """How the noise-free thinking bot does on a set of seeds of one level."""
+
+    level: str
+    episodes: int
+    successes: int
+    steps: int
+    steps_without_thought: int
+    thoughts: Counter
+    failures: Counter
+    """Why episodes failed (exception type or "no reward")."""
+    fallbacks: Counter
+    """Pushes that matched no known pattern (see ThinkingBot.fallbacks)."""
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / max(self.episodes, 1)
+
+    def merge(self, other: "BotStatistics") -> "BotStatistics":
+        return BotStatistics(self.level, self.episodes + other.episodes,
+                             self.successes + other.successes, self.steps + other.steps,
+                             self.steps_without_thought + other.steps_without_thought,
+                             self.thoughts + other.thoughts, self.failures + other.failures,
+                             self.fallbacks + other.fallbacks)
+
+
+def bot_statistics(level: str, seeds: range | list[int]) -> BotStatistics:
+    """Play every seed with the noise-free thinking bot, counting every step (failed
+    episodes included) and whether it carried a thought."""
+    env = cached_env(level)
+    stats = BotStatistics(level, 0, 0, 0, 0, Counter(), Counter(), Counter())
+    for seed in seeds:
+        env.reset(seed=seed)
+        bot = ThinkingBot(env)
+        stats.episodes += 1
+        reward = 0.0
+        try:
+            while True:
+                action, thought = bot.act()
+                stats.steps += 1
+                stats.thoughts[thought] += 1
+                stats.steps_without_thought += not thought
+                _, reward, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    break
+        except BotFailure as error:
+            stats.failures[type(error.__cause__).__name__] += 1
+        else:
+            if reward > 0:
+                stats.successes += 1
+            else:
+                stats.failures["no reward"] += 1
+        stats.fallbacks += bot.fallbacks
+    return stats
+
+
+def bot_statistics_chunk(task: tuple[str, int, int]) -> BotStatistics:
+    """`bot_statistics(level, range(start, stop))` for a process pool."""
+    level, start, stop = task
+    return bot_statistics(level, range(start, stop))

@@ -1,0 +1,283 @@
+"""The thinking bot: minigrid's `BabyAIBot` plus the purpose of each subgoal it pushes.
+
+`BabyAIBot` plans with a stack of small subgoals but does not record *why* it pushed an
+anonymous pickup, drop or go-to. The purpose is visible in which subgoal pushed which
+pattern (DESIGN.md §3). :class:`ThinkingBot` observes every planning call of every subgoal
+(`replan_before_action` / `replan_after_action`) and every mission instruction, compares
+the stack by identity before and after, and tags the new entries with an
+:class:`~babyai.env.thoughts.Intention`. The bot's planning itself is never changed: the
+observers only read the stack and call the original methods. The thought of a step is
+:func:`babyai.env.thoughts.render` of the top entry's intention.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from collections import Counter
+from typing import Callable, NamedTuple
+
+import gymnasium as gym
+from minigrid.core.world_object import WorldObj
+from minigrid.envs.babyai.core.verifier import (
+    GoToInstr,
+    ObjDesc,
+    OpenInstr,
+    PickupInstr,
+    PutNextInstr,
+)
+from minigrid.utils.baby_ai_bot import (
+    BabyAIBot,
+    CloseSubgoal,
+    DisappearedBoxError,
+    DropSubgoal,
+    ExploreSubgoal,
+    GoNextToSubgoal,
+    OpenSubgoal,
+    PickupSubgoal,
+    Subgoal,
+)
+
+from babyai.env.thoughts import Intention, render
+
+logger = logging.getLogger(__name__)
+
+_DESC_FAMILIES = {"goto", "pickup", "open"}
+"""Families whose object is the one a GoNextTo(description) subgoal resolves to."""
+
+
+class BotFailure(Exception):
+    """minigrid's bot hit a situation it cannot handle (it raised); the episode is lost."""
+
+
+class BotStep(NamedTuple):
+    """The bot's suggestion for the current state."""
+
+    action: int
+    thought: str
+
+
+def _kinds(subgoals: list[Subgoal]) -> tuple[type, ...]:
+    return tuple(type(subgoal) for subgoal in subgoals)
+
+
+def _color_of(obj: WorldObj | None) -> str | None:
+    return obj.color if obj is not None else None
+
+
+class _ObservedBot(BabyAIBot):
+    """`BabyAIBot` that reports mission pushes and object look-ups to an observer.
+
+    The overrides call the original methods unchanged and only look at the results.
+    """
+
+    def __init__(self, env: gym.Env, observer: "ThinkingBot") -> None:
+        self._observer = observer
+        self.last_found: tuple[ObjDesc, WorldObj | None] | None = None
+        super().__init__(env)
+
+    def _process_instr(self, instr) -> None:
+        before = len(self.stack)
+        super()._process_instr(instr)
+        self._observer._tag_mission(instr, self.stack[before:])
+
+    def _find_obj_pos(self, obj_desc, adjacent=False):
+        obj, pos = super()._find_obj_pos(obj_desc, adjacent)
+        self.last_found = (obj_desc, obj)
+        return obj, pos
+
+
+class ThinkingBot:
+    """The expert that acts and thinks at every step.
+
+    Build it on a freshly reset environment, then call :meth:`act` once per step.
+
+    Attributes:
+        fallbacks: how many pushes matched no known pattern (their entries inherited the
+            pusher's intention); expected to stay 0, reported by `scripts/bot_report.py`.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        self.env = env
+        self._tags: dict[Subgoal, Intention] = {}
+        self._last_thought: str | None = None
+        self.fallbacks: Counter = Counter()
+        self._bot = _ObservedBot(env, self)
+
+    # ----------------------------------------------------------------- public
+
+    @property
+    def stack(self) -> list[Subgoal]:
+        """The bot's current plan (read only; top last)."""
+        return self._bot.stack
+
+    def act(self, action_taken: int | None = None) -> BotStep:
+        """Re-plan from the current state and return the suggested action and the thought.
+
+        Args:
+            action_taken: the action actually taken at the previous step if it differs from
+                the bot's suggestion (noise, or a learned agent acting); None when the
+                suggestion was taken or at the first step.
+
+        Raises:
+            BotFailure: minigrid's bot cannot continue from this state.
+        """
+        try:
+            action = self._bot.replan(action_taken)
+        except (AssertionError, DisappearedBoxError) as error:
+            raise BotFailure(f"the bot cannot continue: {type(error).__name__}: {error}") from error
+        stack = self._bot.stack
+        self._tags = {subgoal: self._tags[subgoal] for subgoal in stack}
+        if stack:
+            self._last_thought = render(self._tags[stack[-1]], self._carrying(),
+                                        self._picking(stack[-1], action))
+        elif self._last_thought is None:  # nothing planned at all: the mission is already done
+            self._last_thought = "explore unseen area"
+        return BotStep(int(action), self._last_thought)
+
+    def intention(self) -> Intention | None:
+        """The intention of the top of the plan (None if the plan is empty)."""
+        return self._tags[self._bot.stack[-1]] if self._bot.stack else None
+
+    # ---------------------------------------------------------------- tagging
+
+    def _carrying(self) -> tuple[str, str] | None:
+        carried = self.env.unwrapped.carrying
+        return (carried.color, carried.type) if carried is not None else None
+
+    def _picking(self, top: Subgoal, action: int) -> tuple[str, str] | None:
+        """(colour, type) of the object the plan is about to pick up, if it is one."""
+        if not isinstance(top, PickupSubgoal) or action != self.env.unwrapped.actions.pickup:
+            return None
+        front = self.env.unwrapped.grid.get(*self.env.unwrapped.front_pos)
+        return (front.color, front.type) if front is not None and front.can_pickup() else None
+
+    def _adopt(self, subgoal: Subgoal, intention: Intention) -> None:
+        """Tag a new subgoal and observe its planning calls from now on."""
+        self._tags[subgoal] = intention
+        for name in ("replan_before_action", "replan_after_action"):
+            setattr(subgoal, name, self._observed(subgoal, getattr(subgoal, name), name))
+
+    def _observed(self, subgoal: Subgoal, method: Callable, name: str) -> Callable:
+        @functools.wraps(method)
+        def call(*args):
+            self._bot.last_found = None
+            result = method(*args)
+            new = [entry for entry in self._bot.stack if entry not in self._tags]
+            if new:
+                intentions = self._purposes(subgoal, name == "replan_before_action", new, *args)
+                for entry, intention in zip(new, intentions):
+                    self._adopt(entry, intention)
+            if name == "replan_before_action":
+                self._resolve(subgoal)
+            return result
+        return call
+
+    def _resolve(self, subgoal: Subgoal) -> None:
+        """Name the concrete object a GoNextTo(description) is heading to (e.g. its colour)."""
+        found = self._bot.last_found
+        if found is None or found[0] is not subgoal.datum or found[1] is None:
+            return
+        old = self._tags.get(subgoal)
+        if old is None or old.family not in _DESC_FAMILIES:
+            return
+        new = old._replace(color=found[1].color, obj=found[1].type)
+        if new != old:
+            for entry, intention in self._tags.items():
+                if intention is old:
+                    self._tags[entry] = new
+
+    def _tag_mission(self, instr, new: list[Subgoal]) -> None:
+        """Tag the subgoals pushed for one mission instruction (composites recurse first)."""
+        new = [entry for entry in new if entry not in self._tags]
+        if not new:
+            return
+        if isinstance(instr, GoToInstr):
+            intentions = [Intention("goto", instr.desc.color, instr.desc.type)]
+        elif isinstance(instr, OpenInstr):
+            intentions = [Intention("open", instr.desc.color, "door", "mission")] * 2
+        elif isinstance(instr, PickupInstr):
+            desc = instr.desc
+            pickup = Intention("pickup", desc.color, desc.type, "pickup")
+            intentions = [Intention("drop_after_pickup", desc.color, desc.type), pickup, pickup]
+        elif isinstance(instr, PutNextInstr):
+            desc = instr.desc_move
+            drop = Intention("drop_putnext", desc.color, desc.type)
+            pickup = Intention("pickup", desc.color, desc.type, "putnext")
+            intentions = [drop, drop, pickup, pickup]
+        else:
+            raise TypeError(f"untagged subgoals pushed by instruction {type(instr).__name__}")
+        if len(intentions) != len(new):
+            raise TypeError(f"{type(instr).__name__} pushed {len(new)} subgoals, "
+                            f"expected {len(intentions)}")
+        for entry, intention in zip(new, intentions):
+            self._adopt(entry, intention)
+
+    def _purposes(self, pusher: Subgoal, before: bool, new: list[Subgoal],
+                  *args) -> list[Intention]:
+        """The intentions of the subgoals `pusher` just pushed (bottom to top).
+
+        The patterns are those of minigrid's `BabyAIBot` (see its subgoal classes).
+        """
+        inherited = self._tags[pusher]
+        kinds = _kinds(new)
+        carried = pusher.carrying
+        carried_id = (_color_of(carried), carried.type if carried else None)
+        if not before:
+            if (isinstance(pusher, OpenSubgoal) and pusher.reason == "Unlock"
+                    and pusher not in self._bot.stack and kinds == (DropSubgoal, GoNextToSubgoal)):
+                return [Intention("drop_key", _color_of(pusher.fwd_cell), "key")] * 2
+            return [self._undo_purpose(entry, inherited) for entry in new]
+        if isinstance(pusher, GoNextToSubgoal):
+            if kinds == (ExploreSubgoal,):
+                return [Intention("explore")]
+            if kinds == (GoNextToSubgoal, PickupSubgoal, GoNextToSubgoal):
+                door, key_desc = new[0].datum, new[2].datum  # a locked door: fetch its key
+                return [Intention("unlock", _color_of(door), "door"),
+                        *[Intention("pickup_key", key_desc.color, "key")] * 2]
+            if kinds == (OpenSubgoal,):  # a closed door on the path
+                purpose = "explore" if inherited.family == "explore" else None
+                return [Intention("open", _color_of(pusher.fwd_cell), "door", purpose)]
+            if kinds == (GoNextToSubgoal,):  # step aside (PutNext facing an open door)
+                return [inherited]
+            blocker = Intention("remove_blocker", _color_of(pusher.fwd_cell),
+                                pusher.fwd_cell.type if pusher.fwd_cell else None)
+            if kinds == (DropSubgoal, GoNextToSubgoal, PickupSubgoal):
+                return [blocker] * 3
+            if len(new) == 8 and kinds[0] is PickupSubgoal and kinds[-2] is DropSubgoal:
+                return [*[Intention("pickup_previous", *carried_id)] * 2, *[blocker] * 4,
+                        *[Intention("drop_temporary", *carried_id, "remove_blocker")] * 2]
+        elif isinstance(pusher, OpenSubgoal):
+            door = pusher.fwd_cell
+            unlock = Intention("unlock", _color_of(door), "door")
+            key = Intention("pickup_key", _color_of(door), "key")
+            if len(new) == 8 and kinds[2] is OpenSubgoal:  # carrying something: put it down
+                return [*[Intention("pickup_previous", *carried_id)] * 2, unlock, unlock, key, key,
+                        *[Intention("drop_temporary", *carried_id, "find_key")] * 2]
+            if kinds == (OpenSubgoal, GoNextToSubgoal, PickupSubgoal, GoNextToSubgoal):
+                return [unlock, unlock, key, key]
+            if kinds == (CloseSubgoal,):
+                return [Intention("close", _color_of(door), "door")]
+            if kinds == (OpenSubgoal,):
+                return [unlock]
+        elif isinstance(pusher, ExploreSubgoal):
+            if kinds == (GoNextToSubgoal,):
+                return [Intention("explore")]
+            if kinds == (OpenSubgoal, GoNextToSubgoal):
+                door = new[1].datum
+                if door.is_locked:
+                    return [Intention("unlock", door.color, "door")] * 2
+                return [Intention("open", door.color, "door", "explore")] * 2
+        self.fallbacks[(type(pusher).__name__, *(kind.__name__ for kind in kinds))] += 1
+        logger.debug("unrecognised push by %r: %r", pusher, new)
+        return [inherited] * len(new)
+
+    def _undo_purpose(self, entry: Subgoal, inherited: Intention) -> Intention:
+        """Purpose of a subgoal pushed to undo an action the bot did not suggest."""
+        fwd = self._bot.mission.unwrapped.grid.get(*entry.fwd_pos)
+        if isinstance(entry, PickupSubgoal):  # something was dropped: take it back
+            return Intention("pickup_previous", _color_of(fwd), fwd.type if fwd else None)
+        if isinstance(entry, CloseSubgoal):
+            return Intention("close", _color_of(fwd), "door")
+        if isinstance(entry, OpenSubgoal):
+            return Intention("open", _color_of(fwd), "door")
+        return inherited

@@ -1,0 +1,452 @@
+"""Out-of-distribution level sets: seeds bucketed by behavioural and cognitive difficulty.
+
+A level set is a pickle in the original layout::
+
+    {'demo':    {25: {seed: info, ...}, 75: {...}, ..., 375: {...}, '425+': {...}},
+     'mission': {1: {seed: info, ...}, ..., 9: {...}}}
+
+Evaluation only needs the seeds (the inner keys); `info` records why a seed is where it is:
+the bot's noise-free solution length, the mission, its complexity and its cognitive level.
+
+**Behavioural difficulty** is the length of the bot's noise-free solution, in bins of 50
+steps labelled by their centres 25, 75, ..., 375 and `'425+'` for everything from 400 on.
+
+**Cognitive difficulty** is the complexity of the mission, measured on its instruction tree
+(`env.unwrapped.instrs`) right after `reset`. It counts the things an agent must keep in
+mind that the level does not lay out for it, one point each:
+
+* every primitive instruction (GoTo, Open, Pickup): 1; PutNext: 2, because it is a pickup
+  and a placement relative to a second object;
+* every conjunction (`and`): 1, two goals held at once in either order;
+* every sequencing clause (`before` / `after` / `then`): 1, an order to respect;
+* every object description with a relative location ("on your left", "behind you"): 1,
+  since it refers to the agent's pose at the start and must be remembered as the agent moves;
+* a locked door the bot must unlock: 1, an unstated subgoal (find the key, unlock). It is
+  *must* when every object that could satisfy some primitive lies inside the locked room
+  (or, for `open`, every matching door is locked).
+
+The level is that sum clipped to 1-9. Why this shape: it grows with the structure the paper
+varies (how many sub-missions, how they are sequenced, how specific the descriptions are,
+whether a hidden unlock is needed), it is computed from the mission alone (cheap: a reset,
+no bot run), and on BossLevel it puts about 70% of missions - the distribution the
+demonstrations are drawn from - in levels 1-4 (measured on the first 3,000 level-set seeds
+of BossLevel: levels 1-4 hold 68%, 5-8 hold 28%, 9 holds 3%), so the upper levels are the rare compositions the
+training data barely contains, matching the paper's "training data sits at 1-4".
+
+**Seeds** are drawn consecutively from :data:`LEVEL_SEED_START` (10**12) plus an offset.
+Demonstration seeds (`babyai.demos.generate.episode_seed`) are `base + k + a * 10**9`, plus
+`5 * 10**8` for validation, with `a` < 100 redraw attempts: all below 10**11 for any
+dataset whose base seed plus episode count stays under 5 * 10**8. Level-set seeds are at
+least 10**12, so they are disjoint from every demonstration and validation seed (a test
+checks this against the generator's constants). Each bin keeps the first `per_bin` seeds in
+seed order that fall into it, so the result depends only on (env, offset, per_bin,
+max_draws), never on the number of worker processes.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import numbers
+import pickle
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from tqdm import tqdm
+
+from babyai.env.envs import cached_env
+from babyai.common.errors import UserError
+from babyai.common.storage import atomic_pickle
+
+logger = logging.getLogger(__name__)
+
+LEVEL_SEED_START = 10**12
+"""First env seed of level sets; far above any demonstration or validation seed."""
+
+DEMO_BIN_WIDTH = 50
+DEMO_LABELS: tuple[int | str, ...] = (25, 75, 125, 175, 225, 275, 325, 375, "425+")
+MISSION_LABELS: tuple[int, ...] = tuple(range(1, 10))
+
+PAPER_TRAIN_STEPS = (15, 150)
+"""The paper's training data covers roughly these solution lengths ..."""
+PAPER_TRAIN_COGNITIVE = (1, 4)
+"""... and these cognitive levels."""
+
+PARTIAL_VERSION = 1
+
+
+# --------------------------------------------------------------------------- binning
+
+def demo_bin(length: int) -> int | str:
+    """The behavioural-difficulty label of a solution of `length` steps."""
+    if length < 0:
+        raise ValueError(f"solution length must be >= 0, got {length}")
+    index = length // DEMO_BIN_WIDTH
+    if index >= len(DEMO_LABELS) - 1:
+        return DEMO_LABELS[-1]
+    return DEMO_LABELS[index]
+
+
+@dataclass(frozen=True)
+class MissionComplexity:
+    """The parts of a mission's cognitive difficulty (see the module docstring)."""
+
+    primitives: int
+    """Number of GoTo/Open/Pickup/PutNext instructions."""
+    putnext: int
+    """How many of them are PutNext (each counts one extra point)."""
+    conjunctions: int
+    """Number of `and` nodes."""
+    sequences: int
+    """Number of `before`/`after` nodes."""
+    locations: int
+    """Number of object descriptions with a relative location."""
+    must_unlock: int
+    """1 if the mission cannot be done without unlocking the locked door, else 0."""
+
+    @property
+    def raw(self) -> int:
+        """The unclipped sum of points."""
+        return (self.primitives + self.putnext + self.conjunctions + self.sequences
+                + self.locations + self.must_unlock)
+
+    @property
+    def level(self) -> int:
+        """Cognitive difficulty 1-9."""
+        return max(MISSION_LABELS[0], min(MISSION_LABELS[-1], self.raw))
+
+
+def _primitives(instr: Any) -> list[Any]:
+    from minigrid.envs.babyai.core.verifier import SeqInstr
+    if isinstance(instr, SeqInstr):
+        return _primitives(instr.instr_a) + _primitives(instr.instr_b)
+    return [instr]
+
+
+def _count_nodes(instr: Any, kind: type) -> int:
+    from minigrid.envs.babyai.core.verifier import SeqInstr
+    own = int(isinstance(instr, kind))
+    if isinstance(instr, SeqInstr):
+        return own + _count_nodes(instr.instr_a, kind) + _count_nodes(instr.instr_b, kind)
+    return own
+
+
+def _descriptions(primitive: Any) -> list[Any]:
+    from minigrid.envs.babyai.core.verifier import PutNextInstr
+    if isinstance(primitive, PutNextInstr):
+        return [primitive.desc_move, primitive.desc_fixed]
+    return [primitive.desc]
+
+
+def _needs_unlock(primitive: Any, locked_room: Any) -> bool:
+    """Whether every way to satisfy `primitive` goes through the locked door."""
+    from minigrid.envs.babyai.core.verifier import OpenInstr
+    if locked_room is None:
+        return False
+    if isinstance(primitive, OpenInstr):
+        doors = primitive.desc.obj_set
+        return bool(doors) and all(getattr(door, "is_locked", False) for door in doors)
+    for desc in _descriptions(primitive):
+        inside = [obj.type != "door" and locked_room.pos_inside(*pos)
+                  for obj, pos in zip(desc.obj_set, desc.obj_poss)]
+        if inside and all(inside):
+            return True
+    return False
+
+
+def mission_complexity(env: Any) -> MissionComplexity:
+    """Measure the mission of a freshly reset BabyAI level (its `instrs` tree)."""
+    from minigrid.envs.babyai.core.verifier import (AfterInstr, AndInstr, BeforeInstr,
+                                                    PutNextInstr)
+    level = env.unwrapped
+    instrs = level.instrs
+    primitives = _primitives(instrs)
+    locked_room = getattr(level, "locked_room", None)
+    return MissionComplexity(
+        primitives=len(primitives),
+        putnext=sum(isinstance(p, PutNextInstr) for p in primitives),
+        conjunctions=_count_nodes(instrs, AndInstr),
+        sequences=_count_nodes(instrs, BeforeInstr) + _count_nodes(instrs, AfterInstr),
+        locations=sum(desc.loc is not None for p in primitives for desc in _descriptions(p)),
+        must_unlock=int(any(_needs_unlock(p, locked_room) for p in primitives)),
+    )
+
+
+# --------------------------------------------------------------------------- measuring a seed
+
+def solution_length(env_name: str, seed: int) -> int | None:
+    """Length of the bot's noise-free solution of (level, seed); None if the bot fails.
+
+    The one place that knows how the bot is run: the demonstration generator's `solve`, so
+    level sets and demonstrations agree on what "the bot's solution" is.
+    """
+    from babyai.demos.generate import solve
+    episode = solve(env_name, seed)
+    return None if episode is None else len(episode)
+
+
+def measure_seed(env_name: str, seed: int) -> dict:
+    """Everything a level set records about one seed (a plain dict, so the pickle is portable)."""
+    env = cached_env(env_name)
+    obs, _ = env.reset(seed=seed)
+    complexity = mission_complexity(env)
+    length = solution_length(env_name, seed)
+    return {
+        "seed": seed,
+        "mission": obs["mission"],
+        "length": length,
+        "solved": length is not None,
+        "demo_bin": None if length is None else demo_bin(length),
+        "cognitive": complexity.level,
+        "complexity": asdict(complexity),
+    }
+
+
+def _measure(job: tuple[str, int]) -> dict:
+    return measure_seed(*job)
+
+
+# --------------------------------------------------------------------------- building a set
+
+@dataclass(frozen=True)
+class LevelSetConfig:
+    """How to build one out-of-distribution level set."""
+
+    env: str = "BabyAI-BossLevel-v0"
+    """The BabyAI level."""
+    per_bin: int = 100
+    """Seeds wanted in every bin (behavioural and cognitive)."""
+    seed: int = 0
+    """Offset: env seeds are LEVEL_SEED_START + seed, + seed + 1, ..."""
+    max_draws: int = 20000
+    """Bound on the number of seeds measured; bins still short then are reported."""
+    workers: int = 1
+    """Worker processes measuring seeds (the result does not depend on it)."""
+    out: Path = Path("levels.pkl")
+    """Where the pickle goes (a `.partial` sibling holds progress for resuming)."""
+
+
+@dataclass
+class LevelSetResult:
+    """A level set and how it was filled."""
+
+    levels: dict
+    """{'demo': {label: {seed: info}}, 'mission': {label: {seed: info}}}."""
+    draws: int
+    """Seeds measured."""
+    unsolved: int
+    """Seeds the bot did not solve (kept nowhere)."""
+    population: dict = field(default_factory=dict)
+    """{'demo': {label: n}, 'mission': {label: n}}: where all solved draws fell, i.e. how
+    ordinary draws of the level (the training distribution) spread over the bins."""
+    per_bin: int = 0
+
+    def short_bins(self) -> dict[str, dict]:
+        """{'demo'|'mission': {label: count}} for bins with fewer than `per_bin` seeds."""
+        return {kind: {label: len(seeds) for label, seeds in bins.items()
+                       if len(seeds) < self.per_bin}
+                for kind, bins in self.levels.items()}
+
+
+def normalize_env_name(name: str) -> str:
+    """Accept `BossLevel` as well as `BabyAI-BossLevel-v0`."""
+    if not name.startswith("BabyAI-"):
+        name = f"BabyAI-{name}"
+    if not name.rsplit("-", 1)[-1].startswith("v"):
+        name = f"{name}-v0"
+    return name
+
+
+def empty_level_set() -> dict:
+    return {"demo": {label: {} for label in DEMO_LABELS},
+            "mission": {label: {} for label in MISSION_LABELS}}
+
+
+def _partial_path(out: Path) -> Path:
+    return Path(out).with_name(Path(out).name + ".partial")
+
+
+def _load_partial(config: LevelSetConfig) -> list[dict]:
+    """Seeds measured by an earlier, interrupted run with the same level and offset."""
+    path = _partial_path(config.out)
+    if not path.exists():
+        return []
+    try:
+        with open(path, "rb") as handle:
+            state = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError) as error:
+        raise UserError(f"cannot read the progress file {path} ({error}); delete it to "
+                        "start over") from error
+    key = (PARTIAL_VERSION, config.env, config.seed)
+    if state.get("key") != key:
+        logger.warning("ignoring %s: it was made for another level or seed offset", path)
+        return []
+    return list(state["measured"])
+
+
+def _save_partial(config: LevelSetConfig, measured: list[dict]) -> None:
+    atomic_pickle(_partial_path(config.out),
+                  {"key": (PARTIAL_VERSION, config.env, config.seed), "measured": measured})
+
+
+def _measurements(config: LevelSetConfig, start: int) -> Iterator[dict]:
+    """Measurements of seeds from draw index `start` on, in seed order."""
+    jobs = ((config.env, LEVEL_SEED_START + config.seed + i)
+            for i in range(start, config.max_draws))
+    if config.workers <= 1:
+        yield from map(_measure, jobs)
+        return
+    with multiprocessing.get_context("fork").Pool(config.workers) as pool:
+        yield from pool.imap(_measure, jobs, chunksize=4)
+
+
+def build_level_set(config: LevelSetConfig, progress: bool = True,
+                    save_every: float = 30.0) -> LevelSetResult:
+    """Draw seeds until every bin has `per_bin` seeds or `max_draws` seeds are measured.
+
+    Progress is saved to `<out>.partial` every `save_every` seconds; rerunning the same
+    command resumes from there. The finished set is written atomically to `out`.
+    """
+    if config.per_bin <= 0 or config.max_draws <= 0:
+        raise UserError("per_bin and max_draws must be positive")
+    measured = _load_partial(config)[: config.max_draws]
+    if measured:
+        logger.info("resuming: %d seeds already measured", len(measured))
+    result = LevelSetResult(levels=empty_level_set(), draws=0, unsolved=0,
+                            population={"demo": {label: 0 for label in DEMO_LABELS},
+                                        "mission": {label: 0 for label in MISSION_LABELS}},
+                            per_bin=config.per_bin)
+
+    def full() -> bool:
+        return all(len(seeds) >= config.per_bin
+                   for bins in result.levels.values() for seeds in bins.values())
+
+    def add(info: dict) -> None:
+        result.draws += 1
+        if not info["solved"]:
+            result.unsolved += 1
+            return
+        for kind, label in (("demo", info["demo_bin"]), ("mission", info["cognitive"])):
+            result.population[kind][label] += 1
+            if len(result.levels[kind][label]) < config.per_bin:
+                result.levels[kind][label][info["seed"]] = info
+
+    bar = tqdm(total=config.max_draws, desc="measuring seeds", unit="seed",
+               disable=not progress)
+    for info in measured:
+        add(info)
+        bar.update(1)
+    last_save = time.monotonic()
+    if not full() and len(measured) < config.max_draws:
+        stream = _measurements(config, len(measured))
+        try:
+            for info in stream:
+                measured.append(info)
+                add(info)
+                bar.update(1)
+                bar.set_postfix(short=_short_count(result))
+                if full():
+                    break
+                if time.monotonic() - last_save > save_every:
+                    _save_partial(config, measured)
+                    last_save = time.monotonic()
+        except BaseException:
+            _save_partial(config, measured)
+            raise
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+    bar.close()
+    atomic_pickle(config.out, result.levels)
+    partial = _partial_path(config.out)
+    if partial.exists():
+        partial.unlink()
+    return result
+
+
+def _short_count(result: LevelSetResult) -> int:
+    return sum(len(bins) for bins in result.short_bins().values())
+
+
+# --------------------------------------------------------------------------- reading and reporting
+
+def read_level_set(path: str | Path) -> dict:
+    """Read a level-set pickle in the original structure (ours or anyone's).
+
+    Only the structure is checked: `{'demo'|'mission': {label: {seed: anything}}}` with at
+    least one of the two kinds present and integer seeds. Values are never needed.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            levels = pickle.load(handle)
+    except FileNotFoundError as error:
+        raise UserError(f"level set {path} does not exist; build one with "
+                        "scripts/make_testing_levels.py") from error
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ModuleNotFoundError,
+            ValueError) as error:
+        raise UserError(f"cannot read level set {path}: {error}") from error
+    if not isinstance(levels, dict) or not levels or not set(levels) <= {"demo", "mission"}:
+        raise UserError(f"{path} is not a level set: expected a dict with keys 'demo' "
+                        "and/or 'mission'")
+    for kind, bins in levels.items():
+        if not isinstance(bins, dict):
+            raise UserError(f"{path}: levels[{kind!r}] must map difficulty -> {{seed: info}}")
+        for label, seeds in bins.items():
+            if not isinstance(seeds, dict) or not all(
+                    isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+                    for seed in seeds):
+                raise UserError(f"{path}: levels[{kind!r}][{label!r}] must be a dict "
+                                "keyed by integer seeds")
+            bins[label] = {int(seed): info for seed, info in seeds.items()}
+    return levels
+
+
+def iter_seeds(levels: dict) -> Iterable[tuple[str, Any, int]]:
+    """(kind, label, seed) for every seed of a level set, in a stable order."""
+    for kind in ("demo", "mission"):
+        for label, seeds in levels.get(kind, {}).items():
+            for seed in seeds:
+                yield kind, label, seed
+
+
+def _in_training(kind: str, label: Any) -> bool:
+    if kind == "mission":
+        return PAPER_TRAIN_COGNITIVE[0] <= label <= PAPER_TRAIN_COGNITIVE[1]
+    if label == DEMO_LABELS[-1]:
+        return False
+    low, high = label - DEMO_BIN_WIDTH // 2, label + DEMO_BIN_WIDTH // 2
+    return low < PAPER_TRAIN_STEPS[1] and high > PAPER_TRAIN_STEPS[0]
+
+
+def format_table(result: LevelSetResult) -> str:
+    """Counts per bin, where ordinary draws (the training distribution) fall, and shortfalls."""
+    lines = []
+    titles = {"demo": "behavioural difficulty (bot solution length, steps)",
+              "mission": "cognitive difficulty (mission complexity)"}
+    for kind in ("demo", "mission"):
+        total = sum(result.population[kind].values()) or 1
+        lines.append(titles[kind])
+        lines.append(f"  {'bin':>6} {'kept':>6} {'wanted':>6} {'share of draws':>15}  note")
+        for label, seeds in result.levels[kind].items():
+            share = result.population[kind][label] / total
+            notes = []
+            if _in_training(kind, label):
+                notes.append("paper's training range")
+            if len(seeds) < result.per_bin:
+                notes.append(f"SHORT by {result.per_bin - len(seeds)}")
+            lines.append(f"  {str(label):>6} {len(seeds):>6} {result.per_bin:>6} "
+                         f"{share:>14.1%}  {', '.join(notes)}")
+    lines.append(f"{result.draws} seeds measured, {result.unsolved} not solved by the bot; "
+                 "'share of draws' is where ordinary draws of the level - the distribution "
+                 "demonstrations come from - fall")
+    short = {kind: bins for kind, bins in result.short_bins().items() if bins}
+    if short:
+        lines.append("bins left short (raise --max-draws to fill them): " + "; ".join(
+            f"{kind} {label}: {count}/{result.per_bin}"
+            for kind, bins in short.items() for label, count in bins.items()))
+    else:
+        lines.append("every bin is full")
+    return "\n".join(lines)
