@@ -24,7 +24,7 @@ import torch
 
 from babyai.common.cli import non_negative_int, positive_int, run
 from babyai.env.envs import check_level, make_env
-from babyai.evaluation.evaluate import run_episodes
+from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.agent.model import ModelConfig, build_agent, count_parameters
 from babyai.env.thoughts import COLORS, FAMILIES
 from babyai.data.vocab import Vocabulary, tokenize
@@ -62,7 +62,7 @@ def _vocabulary() -> Vocabulary:
 def _timed(agent, vocab, env: str, seeds: Sequence[int], **kwargs) -> tuple[float, int, dict]:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    records = run_episodes(agent, vocab, env, seeds, timings=timings, **kwargs)
+    records = run_episodes(agent, vocab, env, seeds, RolloutOptions(timings=timings, **kwargs))
     wall = time.perf_counter() - start
     timings["other"] = wall - sum(timings.values())
     return wall, sum(record.length for record in records), timings
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
           f"{args.memory_dim}, {args.threads} torch thread(s), {args.env}, "
           f"episodes capped at {args.max_steps} steps")
 
-    run_episodes(agent, vocab, args.env, seeds[:2], **common)  # warm-up (allocations)
+    run_episodes(agent, vocab, args.env, seeds[:2], RolloutOptions(**common))  # warm-up (allocations)
     wall, steps, timings = _timed(agent, vocab, args.env, seeds, max_batch=args.max_batch,
                                   progress=True, **common)
     print(f"batched (max_batch {args.max_batch}): {args.episodes} episodes, {steps} steps in "

@@ -26,8 +26,10 @@ from babyai.common.cli import add_storage_flag, non_negative_int, positive_int, 
 from babyai.evaluation.declaration import score_records
 from babyai.env.envs import check_level
 from babyai.common.errors import UserError
-from babyai.evaluation.evaluate import (format_mission_type_table, load_agent, run_episodes,
-                             success_by_mission_type, summarize_success)
+from babyai.agent.checkpoint import load_agent
+from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.evaluation.stats import (format_mission_type_table, success_by_mission_type,
+                                     summarize_success)
 from babyai.agent.model import build_agent
 from babyai.common.runtime import pick_device
 from babyai.common.storage import atomic_write_text, checkpoint_path, ensure_writable_dir, storage_root
@@ -76,8 +78,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     summary: dict[str, dict] = {}
     lines: list[str] = []
     for name, agent, vocab in agents:
-        records = run_episodes(agent.to(device), vocab, args.env, seeds, argmax=args.argmax,
-                               device=device, progress=True)
+        records = run_episodes(agent.to(device), vocab, args.env, seeds, RolloutOptions(argmax=args.argmax, progress=True), device=device)
         overall = summarize_success(records)
         by_type = success_by_mission_type(records)
         entry = {"env": args.env, "seeds": [seeds[0], seeds[-1]], "argmax": args.argmax,

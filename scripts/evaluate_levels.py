@@ -20,8 +20,9 @@ from typing import Sequence
 
 from babyai.common.cli import add_storage_flag, non_negative_int, positive_int, run
 from babyai.env.envs import check_level
-from babyai.evaluation.evaluate import (LevelEvalConfig, LevelEvalResult, evaluate_level_set,
-                             format_level_table, format_mission_type_table)
+from babyai.evaluation.ood import (LevelEvalConfig, LevelEvalResult, evaluate_level_set,
+                                   format_level_table)
+from babyai.evaluation.stats import format_mission_type_table
 from babyai.common.runtime import pick_device
 from babyai.common.storage import storage_root
 

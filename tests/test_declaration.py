@@ -5,7 +5,7 @@ import pytest
 
 from babyai.evaluation.declaration import (DROP, PICKUP, TOGGLE, DeclarationStep, declaration_score,
                                 declaration_steps, declares, score_records)
-from babyai.evaluation.evaluate import EpisodeRecord, ObjectRef, StepEvent
+from babyai.agent.records import EpisodeRecord, ObjectRef, StepEvent
 
 RED_BALL = ObjectRef("ball", "red")
 BLUE_DOOR = ObjectRef("door", "blue")

@@ -9,8 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from babyai.evaluation.evaluate import (EpisodeRecord, mission_types, run_episodes, success_by_mission_type,
-                             summarize_success, wilson_interval)
+from babyai.agent.records import EpisodeRecord
+from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.evaluation.stats import (mission_types, success_by_mission_type, summarize_success,
+                                     wilson_interval)
 from babyai.common.errors import UserError
 from babyai.agent.model import AgentOutput, Memory, MissionEncoding, ModelConfig, build_agent
 from babyai.data.vocab import EOS, PAD, Vocabulary
@@ -38,11 +40,10 @@ def tiny_agent(vocab: Vocabulary, use_thoughts: bool, seed: int = 0):
 def test_greedy_batched_equals_one_at_a_time(vocab, use_thoughts):
     agent = tiny_agent(vocab, use_thoughts)
     seeds = [3, 1, 4, 15, 9, 2]
-    batched = run_episodes(agent, vocab, LEVEL, seeds, argmax=True, max_batch=4,
-                           max_steps=STEPS)  # refills
+    batched = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(argmax=True, max_batch=4, max_steps=STEPS))  # refills
     assert [record.seed for record in batched] == seeds
     for record in batched:
-        alone = run_episodes(agent, vocab, LEVEL, [record.seed], argmax=True, max_steps=STEPS)[0]
+        alone = run_episodes(agent, vocab, LEVEL, [record.seed], RolloutOptions(argmax=True, max_steps=STEPS))[0]
         assert alone.actions == record.actions
         assert alone.thoughts == record.thoughts
         assert (alone.success, alone.reward, alone.length) == (record.success, record.reward,
@@ -54,9 +55,9 @@ def test_greedy_batched_equals_one_at_a_time(vocab, use_thoughts):
 def test_sampling_does_not_depend_on_batch_composition(vocab):
     agent = tiny_agent(vocab, True)
     seeds = [5, 6, 7, 8, 9]
-    wide = run_episodes(agent, vocab, LEVEL, seeds, max_batch=5, sample_seed=11, max_steps=STEPS)
-    narrow = run_episodes(agent, vocab, LEVEL, seeds, max_batch=2, sample_seed=11, max_steps=STEPS)
-    other = run_episodes(agent, vocab, LEVEL, seeds, max_batch=5, sample_seed=12, max_steps=STEPS)
+    wide = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(max_batch=5, sample_seed=11, max_steps=STEPS))
+    narrow = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(max_batch=2, sample_seed=11, max_steps=STEPS))
+    other = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(max_batch=5, sample_seed=12, max_steps=STEPS))
     assert [r.actions for r in wide] == [r.actions for r in narrow]
     assert [r.actions for r in wide] != [r.actions for r in other]
 
@@ -64,7 +65,7 @@ def test_sampling_does_not_depend_on_batch_composition(vocab):
 def test_mode_is_restored(vocab):
     agent = tiny_agent(vocab, False)
     agent.train()
-    run_episodes(agent, vocab, LEVEL, [0], argmax=True, max_steps=4)
+    run_episodes(agent, vocab, LEVEL, [0], RolloutOptions(argmax=True, max_steps=4))
     assert agent.training
 
 
@@ -100,29 +101,27 @@ class ScriptedThinker(nn.Module):
 def test_intervention_halts_exactly_at_the_matching_thought(vocab):
     agent = ScriptedThinker(vocab, "pickup red ball", halt_at=3)
     rule = re.compile(r"\bred\b")
-    records = run_episodes(agent, vocab, LEVEL, [0, 1, 2], argmax=True, max_batch=2,
-                           intervention=lambda thought: "red" if rule.search(thought) else None)
+    records = run_episodes(agent, vocab, LEVEL, [0, 1, 2], RolloutOptions(argmax=True, max_batch=2, intervention=lambda thought: "red" if rule.search(thought) else None))
     for record in records:
         assert record.halted and record.halt_step == 3 and record.halt_reason == "red"
         assert record.actions == [0, 0, 0]  # the matching step's action never ran
         assert record.thoughts == ["explore unseen area"] * 3 + ["pickup red ball"]
         assert len(record.events) == 3 and not record.success
-    free = run_episodes(agent, vocab, LEVEL, [0], argmax=True, max_steps=STEPS)[0]
+    free = run_episodes(agent, vocab, LEVEL, [0], RolloutOptions(argmax=True, max_steps=STEPS))[0]
     assert not free.halted and free.length > 3  # runs to the step limit turning left
 
 
 def test_bc_agent_refuses_thought_interventions_and_oracle(vocab):
     agent = tiny_agent(vocab, False)
     with pytest.raises(UserError):
-        run_episodes(agent, vocab, LEVEL, [0], intervention=lambda thought: True)
+        run_episodes(agent, vocab, LEVEL, [0], RolloutOptions(intervention=lambda thought: True))
     with pytest.raises(UserError):
-        run_episodes(agent, vocab, LEVEL, [0], oracle_thoughts=True)
+        run_episodes(agent, vocab, LEVEL, [0], RolloutOptions(oracle_thoughts=True))
 
 
 def test_render_gives_one_frame_per_state_and_json_round_trip(vocab):
     agent = tiny_agent(vocab, True)
-    record = run_episodes(agent, vocab, LEVEL, [0], argmax=True, render=True,
-                          max_steps=STEPS)[0]
+    record = run_episodes(agent, vocab, LEVEL, [0], RolloutOptions(argmax=True, render=True, max_steps=STEPS))[0]
     assert len(record.frames) == record.length + 1
     assert record.frames[0].ndim == 3 and record.frames[0].shape[-1] == 3
     data = json.loads(json.dumps(record.to_json()))
@@ -162,10 +161,8 @@ def test_bot_and_oracle_thoughts(vocab):
 
     agent = tiny_agent(vocab, True)
     seeds = [0, 1, 2]
-    recorded = run_episodes(agent, vocab, LEVEL, seeds, argmax=True, bot_thoughts=True,
-                            max_steps=STEPS)
-    oracle = run_episodes(agent, vocab, LEVEL, seeds, argmax=True, oracle_thoughts=True,
-                          max_steps=STEPS)
+    recorded = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(argmax=True, bot_thoughts=True, max_steps=STEPS))
+    oracle = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(argmax=True, oracle_thoughts=True, max_steps=STEPS))
     for seed, with_bot, with_oracle in zip(seeds, recorded, oracle):
         env = make_env(LEVEL)
         env.reset(seed=seed)

@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from babyai.evaluation import evaluate
+from babyai.agent.checkpoint import load_agent
+from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.evaluation import ood
 from babyai.agent.checkpoint import save_checkpoint
 from babyai.common.errors import UserError
-from babyai.evaluation.evaluate import label_order, select_seeds
+from babyai.evaluation.ood import select_seeds
+from babyai.evaluation.stats import label_order
 from babyai.evaluation.levels import read_level_set
 from babyai.agent.model import ModelConfig, build_agent
 from babyai.data.vocab import Vocabulary
@@ -89,8 +92,8 @@ def test_end_to_end_tc_and_bc(storage, tmp_path, capsys):
     assert (out / "success.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "mission_types.csv").is_file()
     # the records match a direct greedy run of the same checkpoint
-    loaded = evaluate.load_agent("tc", storage)
-    direct = evaluate.run_episodes(loaded.agent, loaded.vocab, LEVEL, [1], argmax=True)[0]
+    loaded = load_agent("tc", storage)
+    direct = run_episodes(loaded.agent, loaded.vocab, LEVEL, [1], RolloutOptions(argmax=True))[0]
     assert direct.actions == result.records["tc"][1].actions
 
 
@@ -103,7 +106,7 @@ def test_resumes_from_finished_chunks(storage, tmp_path, monkeypatch):
     def must_not_run(*_, **__):
         raise AssertionError("a finished chunk was recomputed")
 
-    monkeypatch.setattr(evaluate, "_run_job", must_not_run)
+    monkeypatch.setattr(ood, "_run_job", must_not_run)
     second = load_script("evaluate_levels").main(args)
     assert [r.success_rate for r in first.rows] == [r.success_rate for r in second.rows]
 

@@ -8,7 +8,8 @@ import torch
 from minigrid.core.world_object import Ball, Box, Door
 
 from babyai.common.errors import UserError
-from babyai.evaluation.evaluate import EpisodeRecord, ObjectRef, StepEvent, _Slot
+from babyai.agent.records import EpisodeRecord, ObjectRef, StepEvent
+from babyai.agent.rollout import _Slot
 from babyai.agent.model import ModelConfig, build_agent
 from babyai.evaluation.safety import (DEFAULT_BEHAVIOURS, ThoughtIntervention, UnsafeBehaviour,
                            evaluate_safety, format_report, judge, load_behaviours)

@@ -15,7 +15,7 @@ import torch
 
 from babyai.common.errors import UserError
 from babyai.agent.model import Agent, ModelConfig, build_agent
-from babyai.common.storage import atomic_write
+from babyai.common.storage import atomic_write, checkpoint_path
 from babyai.data.vocab import Vocabulary
 
 FORMAT_NAME = "thought-cloning-checkpoint"
@@ -92,3 +92,20 @@ def check_compatible(payload: dict[str, Any], config: ModelConfig, path: str | o
         details = ", ".join(f"{key}: checkpoint {old!r} vs requested {new!r}"
                             for key, (old, new) in sorted(different.items()))
         raise UserError(f"{path} was trained with another architecture ({details})")
+
+
+class LoadedAgent(NamedTuple):
+    """An agent loaded for evaluation, with its vocabulary, extras and checkpoint path."""
+
+    agent: Agent
+    vocab: Vocabulary
+    extra: dict
+    path: Path
+
+
+def load_agent(name_or_path: str | Path, storage_root: Path, device: Any = "cpu") -> LoadedAgent:
+    """A model name (under `storage_root/models`) or a `.pt` path -> agent in eval mode."""
+    path = checkpoint_path(name_or_path, Path(storage_root))
+    checkpoint = load_checkpoint(path, device=device)
+    checkpoint.agent.eval()
+    return LoadedAgent(checkpoint.agent, checkpoint.vocab, dict(checkpoint.extra or {}), path)

@@ -8,7 +8,7 @@ declared (the paper's interpretability measure, DESIGN.md §7).
 Definitions (chosen to be checkable from a trace alone):
 
 - *Object acted on*: the object in front of the agent for pickup and toggle, the carried
-  object for drop (read from the environment by :mod:`babyai.evaluation.evaluate`). An action with no
+  object for drop (read from the environment by :mod:`babyai.agent.rollout`). An action with no
   object (pickup facing an empty cell or a wall, drop with empty hands) changes nothing; it
   is counted as `untargeted` and left out of the fraction.
 - *Names the action*: the thought contains one of the action's verb phrases followed by the
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from babyai.env.envs import ACTION_NAMES
-from babyai.evaluation.evaluate import EpisodeRecord, ObjectRef
+from babyai.agent.records import EpisodeRecord, ObjectRef
 
 PICKUP, DROP, TOGGLE = 3, 4, 5
 DECLARABLE_ACTIONS = (PICKUP, DROP, TOGGLE)

@@ -5,7 +5,7 @@ Unsafe behaviours are declared after training, each as two independent parts:
 - a **thought pattern** (a regular expression searched in the lower-cased thought): when
   the agent's thought in force matches, the episode is halted before the action executes;
 - a **judge** that decides from the environment alone whether the behaviour actually
-  happened in a step: which action met which object (see :class:`babyai.evaluation.evaluate.StepEvent`).
+  happened in a step: which action met which object (see :class:`babyai.agent.records.StepEvent`).
   The judge never looks at thoughts, so the report measures what the agent did.
 
 Judge events:
@@ -28,16 +28,23 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from babyai.common.errors import UserError
-from babyai.evaluation.evaluate import (EpisodeRecord, ObjectRef, StepEvent, run_episodes, wilson_interval)
+import torch
+from minigrid.core.actions import Actions
+
+from babyai.agent.checkpoint import load_agent
+from babyai.agent.records import EpisodeRecord, ObjectRef, StepEvent
+from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.common.storage import ensure_writable_dir
+from babyai.evaluation.stats import Rate, rate
+from babyai.evaluation.writers import write_csv, write_jsonl
 
 logger = logging.getLogger(__name__)
 
 EVENTS = ("touch", "pickup", "toggle")
-_INTERACTIONS = {3, 4, 5}  # pickup, drop, toggle
-_TOGGLE = 5
+_INTERACTIONS = {Actions.pickup, Actions.drop, Actions.toggle}
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ class UnsafeBehaviour:
         if self.event == "pickup":
             return self._matches(event.picked_up)
         if self.event == "toggle":
-            return event.action == _TOGGLE and self._matches(event.front)
+            return event.action == Actions.toggle and self._matches(event.front)
         return event.action in _INTERACTIONS and self._matches(event.target)
 
     def happened(self, record: EpisodeRecord) -> bool:
@@ -149,27 +156,6 @@ class ThoughtIntervention:
 
 
 @dataclass(frozen=True)
-class Rate:
-    """A share of episodes with its 95% Wilson interval."""
-
-    count: int
-    episodes: int
-
-    @property
-    def value(self) -> float:
-        return self.count / self.episodes if self.episodes else float("nan")
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return wilson_interval(self.count, self.episodes)
-
-
-def rate(flags: Iterable[bool]) -> Rate:
-    flags = list(flags)
-    return Rate(sum(flags), len(flags))
-
-
-@dataclass(frozen=True)
 class BehaviourReport:
     """One behaviour, without and with its intervention, on the same seeds."""
 
@@ -223,15 +209,16 @@ def evaluate_safety(agent: Any, vocab: Any, env_name: str, seeds: Sequence[int],
     """
     if not agent.config.use_thoughts:
         raise UserError("precrime intervention needs a TC checkpoint: a BC agent has no thoughts")
-    common = dict(argmax=argmax, device=device, max_batch=max_batch, progress=progress,
+    common = dict(argmax=argmax, max_batch=max_batch, progress=progress,
                   sample_seed=sample_seed, max_steps=max_steps)
     report = SafetyReport()
     logger.info("safety: %d episodes without intervention", len(seeds))
-    report.records_without = run_episodes(agent, vocab, env_name, seeds, **common)
+    report.records_without = run_episodes(agent, vocab, env_name, seeds,
+                                          RolloutOptions(**common), device=device)
     for behaviour in behaviours:
         logger.info("safety: %d episodes halting on %r", len(seeds), behaviour.name)
-        records = run_episodes(agent, vocab, env_name, seeds,
-                               intervention=ThoughtIntervention([behaviour]), **common)
+        options = RolloutOptions(intervention=ThoughtIntervention([behaviour]), **common)
+        records = run_episodes(agent, vocab, env_name, seeds, options, device=device)
         report.records_with[behaviour.name] = records
         report.behaviours.append(judge(behaviour, report.records_without, records))
     return report
@@ -280,14 +267,6 @@ class SafetyConfig:
 
 def run_safety(config: SafetyConfig) -> SafetyReport:
     """Load the model and rules, evaluate, and write the report files."""
-    import csv
-    import io
-
-    import torch
-
-    from babyai.evaluation.evaluate import load_agent
-    from babyai.common.storage import atomic_write_text, ensure_writable_dir
-
     behaviours = load_behaviours(config.rules)
     loaded = load_agent(config.model, config.storage, config.device)
     out = ensure_writable_dir(config.out)
@@ -301,15 +280,9 @@ def run_safety(config: SafetyConfig) -> SafetyReport:
                                  sample_seed=config.sample_seed)
     finally:
         torch.set_num_threads(previous)
-    rows = [item.as_row() for item in report.behaviours]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "safety.csv", buffer.getvalue())
-    lines = [json.dumps({"intervention": None, **record.to_json()})
-             for record in report.records_without]
-    for name, records in report.records_with.items():
-        lines += [json.dumps({"intervention": name, **record.to_json()}) for record in records]
-    atomic_write_text(out / "safety_episodes.jsonl", "\n".join(lines) + "\n")
+    write_csv(out / "safety.csv", [item.as_row() for item in report.behaviours])
+    episodes = [{"intervention": None, **record.to_json()} for record in report.records_without]
+    episodes += [{"intervention": name, **record.to_json()}
+                 for name, records in report.records_with.items() for record in records]
+    write_jsonl(out / "safety_episodes.jsonl", episodes)
     return report

@@ -24,9 +24,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from babyai.env.envs import ACTION_NAMES, make_env
+from babyai.agent.checkpoint import load_agent
+from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.common.errors import UserError
 from babyai.common.storage import atomic_write
+from babyai.demos.files import load_demos
+from babyai.env.bot import BotFailure, ThinkingBot
+from babyai.env.envs import ACTION_NAMES, make_env
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +226,6 @@ def _save_mp4(images: Sequence[Image.Image], path: Path, fps: float) -> Path:
 
 def bot_traces(env_name: str, seeds: Iterable[int]) -> list[Trace]:
     """The thinking bot, noise-free, on each seed."""
-    from babyai.env.bot import BotFailure, ThinkingBot
-
     traces = []
     for seed in seeds:
         env = make_env(env_name)
@@ -249,8 +251,6 @@ def bot_traces(env_name: str, seeds: Iterable[int]) -> list[Trace]:
 def demo_traces(source: Any, env_name: str, episodes: int,
                 seed: int | None = None) -> list[Trace]:
     """The first `episodes` demonstrations of a demo file (or those with `seed`)."""
-    from babyai.demos.files import load_demos
-
     demos = load_demos(source)
     if seed is not None:
         demos = [demo for demo in demos if int(demo.seed) == seed]
@@ -278,12 +278,10 @@ def model_traces(model: str | Path, storage_root: Path, env_name: str, seeds: Se
                  argmax: bool = False, bot_thoughts: bool = False,
                  device: Any = "cpu") -> list[Trace]:
     """A trained agent (TC or BC) on each seed, via the batched evaluation core."""
-    from babyai.evaluation.evaluate import load_agent, run_episodes
-
     loaded = load_agent(model, storage_root, device=device)
     label = "TC agent" if loaded.agent.config.use_thoughts else "BC agent"
-    records = run_episodes(loaded.agent, loaded.vocab, env_name, list(seeds), argmax=argmax,
-                           device=device, bot_thoughts=bot_thoughts)
+    records = run_episodes(loaded.agent, loaded.vocab, env_name, list(seeds),
+                           RolloutOptions(argmax=argmax, bot_thoughts=bot_thoughts), device=device)
     return [_trace_from_record(record, env_name, label) for record in records]
 
 

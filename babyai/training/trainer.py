@@ -47,6 +47,7 @@ from babyai.data.dataset import Batch, DemoDataset, EpochSampler, Window, batche
 from babyai.env.envs import check_level
 from babyai.common.errors import UserError
 from babyai.training.loss import imitation_loss, thought_nll
+from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.agent.model import INSTR_ARCHS, Agent, Memory, ModelConfig, build_agent
 from babyai.common.runtime import pick_device, seed_everything
 from babyai.training.schedules import learning_rate, teacher_forcing_draws, teacher_forcing_prob
@@ -525,10 +526,9 @@ class Trainer:
         config = self.config
         metrics = self.demo_metrics(self.valid_data)
         if config.val_episodes > 0:
-            from babyai.evaluation.evaluate import run_episodes
             seeds = range(config.val_seed, config.val_seed + config.val_episodes)
             records = run_episodes(self.agent, self.vocab, config.env, list(seeds),
-                                   argmax=config.val_argmax, device=self.device)
+                                   RolloutOptions(argmax=config.val_argmax), device=self.device)
             metrics["val/success_rate"] = float(np.mean([r.success for r in records]))
             metrics["val/mean_reward"] = float(np.mean([r.reward for r in records]))
             metrics["val/mean_length"] = float(np.mean([r.length for r in records]))

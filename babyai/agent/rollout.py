@@ -1,0 +1,336 @@
+"""Batched evaluation over explicit seeds, returning one record per episode.
+
+One environment per seed; up to `max_batch` of them are stepped together with one model call
+per step. A finished episode leaves the batch and the next seed takes its place (its
+recurrent memory starts from zeros), so the batch stays full until the seeds run out.
+
+Sampling (the paper's default) draws each episode's actions from its own random stream,
+seeded by `(sample_seed, env seed)`: the outcome of an episode does not depend on which
+other episodes share its batch, on `max_batch`, or on how seeds are split among workers.
+Greedy actions (`argmax=True`) make batched and one-at-a-time evaluation agree exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from babyai.agent.records import EpisodeRecord, Intervention, ObjectRef, StepEvent
+from babyai.common.errors import UserError
+from babyai.data.vocab import PAD, Vocabulary
+from babyai.env.bot import BotFailure, ThinkingBot
+from babyai.env.envs import make_env
+
+logger = logging.getLogger(__name__)
+
+
+def _requested_object_ids(instr: Any) -> set[int]:
+    """ids of every object a (possibly compound) instruction describes."""
+    ids: set[int] = set()
+    for name in ("desc", "desc_move", "desc_fixed"):
+        desc = getattr(instr, name, None)
+        if desc is not None:
+            ids.update(id(obj) for obj in desc.obj_set)
+    for name in ("instr_a", "instr_b"):
+        sub = getattr(instr, name, None)
+        if sub is not None:
+            ids |= _requested_object_ids(sub)
+    return ids
+
+
+class _Clock:
+    """Adds wall time per named section to `timings` (a no-op when it is None)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def section(self, name: str):
+        if self.timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+class _Slot:
+    """One running episode: its environment, record and bot."""
+
+    def __init__(self, index: int, seed: int, env_name: str, *, render: bool, with_bot: bool,
+                 sample_seed: int, max_steps: int | None, clock: _Clock | None = None) -> None:
+        self.index = index
+        self.clock = clock or _Clock(None)
+        options: dict[str, Any] = {"render_mode": "rgb_array"} if render else {}
+        if max_steps is not None:
+            options["max_steps"] = max_steps
+        self.env = make_env(env_name, **options)
+        self.obs, _ = self.env.reset(seed=int(seed))
+        self.world = self.env.unwrapped
+        self.requested = _requested_object_ids(self.world.instrs)
+        self.record = EpisodeRecord(seed=int(seed), mission=self.obs["mission"], env_name=env_name)
+        self.rng = np.random.default_rng([int(sample_seed), int(seed)])
+        self.render = render
+        if render:
+            with self.clock.section("render"):
+                self.record.frames.append(self.env.render())
+        self.bot = None
+        self.prev_action: int | None = None
+        self.bot_action: int | None = None
+        if with_bot:
+            self.bot = ThinkingBot(self.env)
+        self.bot_thought: str = ""
+
+    def _ref(self, obj: Any) -> ObjectRef | None:
+        if obj is None or obj.type == "wall":
+            return None
+        return ObjectRef(obj.type, obj.color, id(obj) in self.requested)
+
+    def ask_bot(self) -> bool:
+        """The bot's thought for the current state; False once the bot has given up.
+
+        The bot is told the previous action only when it differs from its suggestion
+        (minigrid's bot plans to undo an action it is told about).
+        """
+        if self.bot is None:
+            return False
+        taken = self.prev_action if self.prev_action != self.bot_action else None
+        try:
+            suggestion = self.bot.act(taken)
+        except BotFailure as error:
+            logger.debug("seed %d: bot failed at step %d: %s", self.record.seed,
+                         self.record.length, error)
+            self.record.bot_failure = f"step {self.record.length}: {error}"
+            self.bot = None
+            self.bot_thought = ""
+            return False
+        self.bot_action, self.bot_thought = suggestion.action, suggestion.thought
+        self.record.bot_thoughts.append(self.bot_thought)
+        return True
+
+    def step(self, action: int) -> bool:
+        """Execute `action`, record what it met; True when the episode is over."""
+        world = self.world
+        front = self._ref(world.grid.get(*world.front_pos))
+        before = self._ref(world.carrying)
+        with self.clock.section("env step"):
+            self.obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.record.events.append(StepEvent(action, front, before, self._ref(world.carrying)))
+        self.record.actions.append(action)
+        self.record.length += 1
+        self.record.reward += float(reward)
+        self.prev_action = action
+        if self.render:
+            with self.clock.section("render"):
+                self.record.frames.append(self.env.render())
+        if terminated or truncated:
+            self.record.success = self.record.reward > 0
+            return True
+        return False
+
+    def halt(self, step: int, reason: Any) -> None:
+        self.record.halted = True
+        self.record.halt_step = step
+        self.record.halt_reason = reason if isinstance(reason, str) else "intervention"
+        self.record.success = False
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def pad_tokens(sequences: Sequence[Sequence[int]], device: Any = None) -> torch.Tensor:
+    """Right-pad token lists with PAD into a LongTensor [B, max_len] (at least 1 column)."""
+    width = max(1, max((len(seq) for seq in sequences), default=1))
+    out = torch.full((len(sequences), width), PAD, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if seq:
+            out[row, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
+    return out.to(device) if device is not None else out
+
+
+class _Batch:
+    """The running slots with their recurrent memory and mission encoding, row-aligned."""
+
+    def __init__(self) -> None:
+        self.slots: list[_Slot] = []
+        self.memory: Any = None
+        self.mission: Any = None
+
+    def add(self, fresh: list[_Slot], agent: Any, vocab: Vocabulary, device: Any) -> None:
+        new_memory = agent.initial_memory(len(fresh), device)
+        if self.slots:
+            new_memory = type(new_memory)(*(torch.cat([old, new], dim=0)
+                                            for old, new in zip(self.memory, new_memory)))
+        self.memory = new_memory
+        self.slots = self.slots + fresh
+        # Re-encoded as a whole: a mission's features do not depend on the batch's padding.
+        self.mission = agent.encode_missions(pad_tokens(
+            [vocab.encode(slot.record.mission) for slot in self.slots], device))
+
+    def keep(self, rows: list[int], device: Any) -> None:
+        if len(rows) == len(self.slots):
+            return
+        self.slots = [self.slots[row] for row in rows]
+        if self.slots:
+            index = torch.tensor(rows, dtype=torch.long, device=device)
+            self.memory, self.mission = self.memory.index(index), self.mission.index(index)
+
+
+def _choose_actions(logits: torch.Tensor, slots: Sequence[_Slot], argmax: bool) -> list[int]:
+    if argmax:
+        return logits.argmax(dim=-1).tolist()
+    probs = torch.softmax(logits.double(), dim=-1).cpu().numpy()
+    cumulative = np.cumsum(probs, axis=-1)
+    draws = np.array([slot.rng.random() for slot in slots])[:, None] * cumulative[:, -1:]
+    actions = (cumulative <= draws).sum(axis=-1)
+    return np.minimum(actions, probs.shape[-1] - 1).tolist()
+
+
+@dataclass
+class RolloutOptions:
+    """How `run_episodes` plays: everything but the agent, the level and the seeds."""
+
+    argmax: bool = False
+    """Greedy actions instead of sampling (the paper samples)."""
+    max_batch: int = 64
+    """Environments stepped together."""
+    oracle_thoughts: bool = False
+    """The lower level reads the bot's thought (teacher forcing) instead of the generated
+    one: the paper's "oracle thoughts + learned control" bound."""
+    bot_thoughts: bool = False
+    """Also record the bot's thought for every state the agent visits."""
+    intervention: Intervention | None = None
+    """`f(thought) -> truthy` halts the episode before the action executes."""
+    render: bool = False
+    """Keep RGB frames of the full grid (for pictures)."""
+    progress: bool = False
+    """Show a tqdm bar over finished episodes."""
+    sample_seed: int = 0
+    """Seeds each episode's action-sampling stream together with its env seed."""
+    max_steps: int | None = None
+    """Override the level's own step limit (None keeps it; tests use short ones)."""
+    timings: dict[str, float] | None = None
+    """If given, wall seconds are added per section ("env reset", "env step", "render",
+    "bot", "model", "decode+sample"), for benchmarks."""
+
+
+def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[int],
+                 options: RolloutOptions | None = None, *,
+                 device: Any = None) -> list[EpisodeRecord]:
+    """Evaluate `agent` on one episode per seed, stepping up to `options.max_batch` envs together.
+
+    Args:
+        agent: a TC or BC `babyai.agent.model.Agent` (its train/eval mode is restored afterwards).
+        vocab: the agent's frozen vocabulary (missions are encoded with it, thoughts decoded).
+        env_name: a BabyAI level id.
+        seeds: environment seeds, one episode each; records come back in this order.
+        options: how to play (see :class:`RolloutOptions`; default: sampled actions).
+        device: where the model runs (default: where its parameters are).
+    """
+    options = options or RolloutOptions()
+    argmax, max_batch, oracle_thoughts = options.argmax, options.max_batch, options.oracle_thoughts
+    bot_thoughts, intervention, render = options.bot_thoughts, options.intervention, options.render
+    progress, sample_seed, max_steps = options.progress, options.sample_seed, options.max_steps
+    timings = options.timings
+    if max_batch <= 0:
+        raise ValueError("max_batch must be positive")
+    use_thoughts = bool(agent.config.use_thoughts)
+    if oracle_thoughts and not use_thoughts:
+        raise UserError("--oracle-thoughts needs a TC checkpoint: a BC agent reads no thoughts")
+    if intervention is not None and not use_thoughts and not oracle_thoughts:
+        raise UserError("an intervention on thoughts needs a TC checkpoint: a BC agent has none")
+    if device is None:
+        device = next(agent.parameters()).device
+    with_bot = oracle_thoughts or bot_thoughts
+    pending = deque(enumerate(seeds))
+    records: list[EpisodeRecord | None] = [None] * len(pending)
+    batch = _Batch()
+    clock = _Clock(timings)
+    bar = tqdm(total=len(records), desc=f"eval {env_name}", unit="ep", disable=not progress,
+               leave=False)
+
+    def finish(slot: _Slot) -> None:
+        records[slot.index] = slot.record
+        slot.close()
+        bar.update(1)
+
+    was_training = agent.training
+    agent.eval()
+    try:
+        with torch.no_grad():
+            while pending or batch.slots:
+                # Refill the batch; new rows start from fresh memory.
+                fresh: list[_Slot] = []
+                while pending and len(batch.slots) + len(fresh) < max_batch:
+                    index, seed = pending.popleft()
+                    with clock.section("env reset"):
+                        fresh.append(_Slot(index, seed, env_name, render=render,
+                                           with_bot=with_bot, sample_seed=sample_seed,
+                                           max_steps=max_steps, clock=clock))
+                if fresh:
+                    with clock.section("model"):
+                        batch.add(fresh, agent, vocab, device)
+
+                if with_bot:
+                    with clock.section("bot"):
+                        asked = [slot.ask_bot() for slot in batch.slots]
+                    if oracle_thoughts and not all(asked):
+                        # No oracle thought to read: those episodes end here.
+                        for slot, ok in zip(batch.slots, asked):
+                            if not ok:
+                                finish(slot)
+                        batch.keep([row for row, ok in enumerate(asked) if ok], device)
+                        if not batch.slots:
+                            continue
+                slots = batch.slots
+                with clock.section("model"):
+                    images = torch.from_numpy(np.stack([slot.obs["image"] for slot in slots]))
+                    images = images.to(device=device, dtype=torch.long)
+                    target = None
+                    if oracle_thoughts:
+                        target = pad_tokens([vocab.encode_thought(slot.bot_thought)
+                                             for slot in slots], device)
+                    out = agent(images, batch.mission, batch.memory, thought_target=target,
+                                teacher_forcing=oracle_thoughts)
+                    batch.memory = out.memory
+                with clock.section("decode+sample"):
+                    actions = _choose_actions(out.action_logits, slots, argmax)
+                    if oracle_thoughts:
+                        thoughts = [slot.bot_thought for slot in slots]
+                    elif use_thoughts:
+                        thoughts = [vocab.decode(row) for row in out.thought_tokens.tolist()]
+                    else:
+                        thoughts = None
+
+                keep: list[int] = []
+                for row, (slot, action) in enumerate(zip(slots, actions)):
+                    done = False
+                    if thoughts is not None:
+                        slot.record.thoughts.append(thoughts[row])
+                        reason = intervention(thoughts[row]) if intervention else None
+                        if reason:
+                            slot.halt(slot.record.length, reason)
+                            done = True
+                    if not done:
+                        done = slot.step(int(action))
+                    if done:
+                        finish(slot)
+                    else:
+                        keep.append(row)
+                batch.keep(keep, device)
+    finally:
+        agent.train(was_training)
+        bar.close()
+        for slot in batch.slots:
+            slot.close()
+    return [record for record in records if record is not None]
+

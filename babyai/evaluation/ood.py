@@ -1,0 +1,336 @@
+"""Out-of-distribution evaluation: many models over the bins of a level set (the paper's Fig. 4a).
+
+Each model plays every seed of the level set once (a seed listed in several bins is counted
+in each); seeds are cut into chunks that run in worker processes, and every finished chunk
+is saved under `<out>/.partial/`, so a killed run resumes. Outputs: `results.csv`,
+`episodes.jsonl`, `success.png` and `mission_types.csv`.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import logging
+import math
+import multiprocessing
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from babyai.agent.checkpoint import LoadedAgent, load_agent
+from babyai.agent.records import EpisodeRecord
+from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.common.errors import UserError
+from babyai.common.storage import atomic_write, checkpoint_path, ensure_writable_dir
+from babyai.evaluation.declaration import score_records
+from babyai.evaluation.levels import read_level_set
+from babyai.evaluation.stats import (SuccessSummary, label_order, success_by_mission_type,
+                                     summarize_success)
+from babyai.evaluation.writers import read_jsonl, write_csv, write_jsonl
+
+logger = logging.getLogger(__name__)
+
+
+
+
+@dataclass
+class LevelEvalConfig:
+    """What `scripts/evaluate_levels.py` evaluates and where it writes."""
+
+    env: str
+    """BabyAI level id the level set was drawn from (e.g. BabyAI-BossLevel-v0)."""
+    models: list[str]
+    """Model names (under storage/models) or `.pt` paths; one curve each."""
+    levels_path: Path
+    """Pickle `{'demo'|'mission': {label: {seed: info}}}` (values are never read)."""
+    storage: Path
+    """Storage root used to resolve model names."""
+    out: Path
+    """Output directory: results.csv, episodes.jsonl, success.png, mission_types.csv."""
+    argmax: bool = False
+    """Greedy actions (default: sampled, as the paper)."""
+    episodes_per_bin: int | None = None
+    """Evaluate at most this many seeds per bin (the first ones in the file's order)."""
+    workers: int = 1
+    """Processes; each loads the model and runs chunks of seeds (one torch thread each)."""
+    oracle_thoughts: bool = False
+    """Also evaluate every TC model with the bot's thoughts fed to its lower level."""
+    seed: int = 0
+    """Seeds the per-episode action sampling."""
+    device: str = "cpu"
+    max_batch: int = 64
+    """Environments stepped together per process."""
+    chunk: int = 256
+    """Seeds per job at most (fewer so every worker gets some); finished jobs are saved so
+    a killed run resumes."""
+    threads: int = 1
+    """torch threads per process. One is the safe choice on a shared machine: an
+    oversubscribed multi-threaded torch was ~15x slower here (see notes/readme_eval.md)."""
+
+
+@dataclass
+class LevelRow:
+    """One CSV row: a model's success (and declaration score) on one difficulty bin."""
+
+    model: str
+    diff_type: str
+    diff: str
+    success_rate: float
+    ci_low: float
+    ci_high: float
+    episodes: int
+    declaration_score: float | None = None
+    declared_actions: int = 0
+
+
+@dataclass
+class LevelEvalResult:
+    rows: list[LevelRow]
+    mission_types: dict[str, dict[str, SuccessSummary]]
+    """series label -> mission type -> success."""
+    records: dict[str, dict[int, EpisodeRecord]]
+    """series label -> seed -> record."""
+    outputs: dict[str, Path]
+
+
+def select_seeds(levels: dict, cap: int | None) -> dict[tuple[str, Any], list[int]]:
+    """(kind, label) -> seeds to evaluate, at most `cap` per bin, in the file's order."""
+    bins: dict[tuple[str, Any], list[int]] = {}
+    for kind in ("demo", "mission"):
+        for label in sorted(levels.get(kind, {}), key=label_order):
+            seeds = [int(seed) for seed in levels[kind][label]]
+            bins[(kind, label)] = seeds[:cap] if cap else seeds
+    return bins
+
+
+@dataclass(frozen=True)
+class _Job:
+    series: str
+    checkpoint: str
+    env: str
+    seeds: tuple[int, ...]
+    oracle: bool
+    argmax: bool
+    sample_seed: int
+    device: str
+    max_batch: int
+
+    def key(self) -> str:
+        """A stable name for this job's saved result (changes if the checkpoint changes)."""
+        stat = Path(self.checkpoint).stat()
+        text = repr((self.checkpoint, stat.st_size, stat.st_mtime_ns, self.env, self.seeds,
+                     self.oracle, self.argmax, self.sample_seed))
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+_WORKER_AGENTS: dict[str, LoadedAgent] = {}
+
+
+def _run_job(job: _Job, progress: bool = False) -> list[EpisodeRecord]:
+    """Run one chunk of seeds (in a worker process or in-process); models are cached."""
+    if job.checkpoint not in _WORKER_AGENTS:
+        _WORKER_AGENTS[job.checkpoint] = load_agent(job.checkpoint, Path("."), job.device)
+    loaded = _WORKER_AGENTS[job.checkpoint]
+    options = RolloutOptions(argmax=job.argmax, max_batch=job.max_batch,
+                             oracle_thoughts=job.oracle, sample_seed=job.sample_seed,
+                             progress=progress)
+    return run_episodes(loaded.agent, loaded.vocab, job.env, list(job.seeds), options,
+                        device=job.device)
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _model_label(name: str) -> str:
+    path = Path(name)
+    if name.endswith(".pt"):
+        return path.parent.name if path.stem in ("best", "last") and path.parent.name else path.stem
+    return name
+
+
+def _run_jobs(jobs: list[_Job], partial_dir: Path, workers: int,
+              threads: int) -> dict[_Job, list[EpisodeRecord]]:
+    """Run jobs, reusing results saved by an earlier (killed) run of the same evaluation."""
+    done: dict[_Job, list[EpisodeRecord]] = {}
+    todo = []
+    for job in jobs:
+        saved = partial_dir / f"{job.key()}.jsonl"
+        if saved.is_file():
+            done[job] = [EpisodeRecord.from_json(item) for item in read_jsonl(saved)]
+        else:
+            todo.append(job)
+    if done:
+        logger.info("resuming: %d of %d jobs already done", len(done), len(jobs))
+
+    def save(job: _Job, records: list[EpisodeRecord]) -> None:
+        write_jsonl(partial_dir / f"{job.key()}.jsonl", (r.to_json() for r in records))
+        done[job] = records
+
+    bar = tqdm(total=sum(len(job.seeds) for job in todo), desc="evaluate", unit="ep")
+    try:
+        if workers <= 1:
+            for job in todo:
+                save(job, _run_job(job))
+                bar.update(len(job.seeds))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
+                                                        initializer=_worker_init,
+                                                        initargs=(threads,)) as pool:
+                futures = {pool.submit(_run_job, job): job for job in todo}
+                for future in concurrent.futures.as_completed(futures):
+                    job = futures[future]
+                    save(job, future.result())
+                    bar.update(len(job.seeds))
+    finally:
+        bar.close()
+    return done
+
+
+def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
+    """Evaluate every model on every bin of a level set and write the reports.
+
+    A seed listed in several bins (a level set's 'demo' and 'mission' halves usually share
+    seeds) is played once per model and counted in each of its bins.
+    """
+    levels = read_level_set(config.levels_path)
+    bins = select_seeds(levels, config.episodes_per_bin)
+    seeds = list(dict.fromkeys(seed for bin_seeds in bins.values() for seed in bin_seeds))
+    if not seeds:
+        raise UserError(f"{config.levels_path} lists no seeds")
+    out = ensure_writable_dir(Path(config.out))
+    partial_dir = ensure_writable_dir(out / ".partial")
+
+    series: list[tuple[str, str, bool]] = []  # (label, checkpoint, oracle)
+    for name in config.models:
+        path = checkpoint_path(name, Path(config.storage))
+        loaded = load_agent(path, Path(config.storage), config.device)  # fail early; TC or BC?
+        _WORKER_AGENTS[str(path)] = loaded  # reused by in-process jobs
+        label = _model_label(name)
+        series.append((label, str(path), False))
+        if config.oracle_thoughts:
+            if loaded.agent.config.use_thoughts:
+                series.append((f"{label} (oracle thoughts)", str(path), True))
+            else:
+                logger.warning("%s is a BC checkpoint: no oracle-thoughts run for it", label)
+    labels = [label for label, _, _ in series]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"two --model values share the name {labels}; give distinct names")
+
+    chunk = max(1, min(config.chunk, math.ceil(len(seeds) / config.workers)))
+    jobs = [_Job(label, path, config.env, tuple(seeds[start:start + chunk]), oracle,
+                 config.argmax, config.seed, config.device, config.max_batch)
+            for label, path, oracle in series
+            for start in range(0, len(seeds), chunk)]
+    logger.info("%d seeds x %d series in %d jobs, %d worker(s)", len(seeds), len(series),
+                len(jobs), config.workers)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        finished = _run_jobs(jobs, partial_dir, config.workers, config.threads)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+    records: dict[str, dict[int, EpisodeRecord]] = {label: {} for label in labels}
+    for job, job_records in finished.items():
+        records[job.series].update({record.seed: record for record in job_records})
+
+    rows: list[LevelRow] = []
+    by_type: dict[str, dict[str, SuccessSummary]] = {}
+    for label in labels:
+        for (kind, diff), bin_seeds in bins.items():
+            group = [records[label][seed] for seed in bin_seeds]
+            summary = summarize_success(group)
+            declaration = score_records(group)
+            rows.append(LevelRow(label, kind, str(diff), summary.success_rate, summary.ci_low,
+                                 summary.ci_high, summary.episodes, declaration.score,
+                                 declaration.total))
+        by_type[label] = success_by_mission_type(records[label].values())
+
+    outputs = _write_level_reports(out, rows, by_type, records, bins)
+    return LevelEvalResult(rows, by_type, records, outputs)
+
+
+def _write_level_reports(out: Path, rows: list[LevelRow],
+                         by_type: dict[str, dict[str, SuccessSummary]],
+                         records: dict[str, dict[int, EpisodeRecord]],
+                         bins: dict[tuple[str, Any], list[int]]) -> dict[str, Path]:
+    outputs = {"csv": out / "results.csv", "jsonl": out / "episodes.jsonl",
+               "png": out / "success.png", "mission_types": out / "mission_types.csv"}
+    write_csv(outputs["csv"], [asdict(row) for row in rows],
+              [spec.name for spec in fields(LevelRow)])
+    write_csv(outputs["mission_types"],
+              [{"model": label, "mission_type": name, "success_rate": summary.success_rate,
+                "ci_low": summary.ci_low, "ci_high": summary.ci_high,
+                "episodes": summary.episodes}
+               for label, types in by_type.items() for name, summary in types.items()],
+              ["model", "mission_type", "success_rate", "ci_low", "ci_high", "episodes"])
+    membership: dict[int, list[list[Any]]] = {}
+    for (kind, diff), bin_seeds in bins.items():
+        for seed in bin_seeds:
+            membership.setdefault(seed, []).append([kind, diff])
+    write_jsonl(outputs["jsonl"], ({"model": label, "bins": membership.get(seed, []),
+                                    **record.to_json()}
+                                   for label, by_seed in records.items()
+                                   for seed, record in by_seed.items()))
+    plot_level_success(rows, outputs["png"])
+    return outputs
+
+
+def plot_level_success(rows: Sequence[LevelRow], path: Path) -> None:
+    """Success per bin with 95% intervals, one line per model, one panel per difficulty type
+    (the paper's Fig. 4a layout)."""
+    kinds = [kind for kind in ("demo", "mission") if any(r.diff_type == kind for r in rows)]
+    titles = {"demo": "behavioural difficulty (bot solution length)",
+              "mission": "cognitive difficulty (mission complexity)"}
+    figure = Figure(figsize=(6 * max(1, len(kinds)), 4.2))
+    FigureCanvasAgg(figure)
+    models = list(dict.fromkeys(row.model for row in rows))
+    for panel, kind in enumerate(kinds):
+        axes = figure.add_subplot(1, len(kinds), panel + 1)
+        diffs = sorted({row.diff for row in rows if row.diff_type == kind}, key=label_order)
+        for model in models:
+            by_diff = {row.diff: row for row in rows if row.model == model
+                       and row.diff_type == kind and row.episodes}
+            xs = [i for i, diff in enumerate(diffs) if diff in by_diff]
+            ys = [100 * by_diff[diffs[i]].success_rate for i in xs]
+            low = [ys[j] - 100 * by_diff[diffs[i]].ci_low for j, i in enumerate(xs)]
+            high = [100 * by_diff[diffs[i]].ci_high - ys[j] for j, i in enumerate(xs)]
+            axes.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=model)
+        axes.set_xticks(range(len(diffs)), diffs)
+        axes.set_ylim(-2, 102)
+        axes.set_xlabel(titles[kind])
+        axes.set_ylabel("success rate (%)")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    atomic_write(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
+
+
+def format_level_table(rows: Sequence[LevelRow]) -> str:
+    """A printable table: one line per bin, one success column per model."""
+    models = list(dict.fromkeys(row.model for row in rows))
+    keys = list(dict.fromkeys((row.diff_type, row.diff) for row in rows))
+    cell = {(row.model, row.diff_type, row.diff): row for row in rows}
+    width = max(22, *(len(model) + 2 for model in models))
+    header = f"{'type':<8}{'bin':>6}{'n':>6}" + "".join(f"{m:>{width}}" for m in models)
+    lines = [header, "  success % [95% interval], declaration score in ()"]
+    for kind, diff in keys:
+        first = cell[(models[0], kind, diff)]
+        text = f"{kind:<8}{diff:>6}{first.episodes:>6}"
+        for model in models:
+            row = cell[(model, kind, diff)]
+            if not row.episodes:
+                text += f"{'-':>{width}}"
+                continue
+            part = f"{100 * row.success_rate:.0f} [{100 * row.ci_low:.0f},{100 * row.ci_high:.0f}]"
+            if row.declaration_score is not None:
+                part += f" ({row.declaration_score:.2f})"
+            text += f"{part:>{width}}"
+        lines.append(text)
+    return "\n".join(lines)
