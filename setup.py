@@ -5,6 +5,24 @@ from setuptools import find_packages, setup
 
 README = Path(__file__).with_name("README.md")
 
+COMMANDS = {
+    "tc-make-demos": "make_agent_demos",
+    "tc-train": "train_tc",
+    "tc-train-bc": "train_bc",
+    "tc-make-levels": "make_testing_levels",
+    "tc-evaluate": "evaluate",
+    "tc-evaluate-levels": "evaluate_levels",
+    "tc-evaluate-safety": "evaluate_safety",
+    "tc-visualize": "visualize",
+    "tc-pipeline": "pipeline",
+    "tc-bot-report": "bot_report",
+    "tc-bench-demos": "bench_demos",
+    "tc-bench-eval": "bench_eval",
+    "tc-bench-train": "bench_train",
+    "tc-draw-architecture": "draw_architecture",
+}
+"""Console commands -> modules of babyai.commands (scripts/<module>.py are shims of the same)."""
+
 setup(
     name="thought-cloning",
     version="0.1.0",
@@ -26,4 +44,6 @@ setup(
         "pillow>=9.0",
     ],
     extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": [
+        f"{name} = babyai.commands.{module}:cli" for name, module in COMMANDS.items()]},
 )

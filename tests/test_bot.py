@@ -9,7 +9,7 @@ from babyai.env.bot import BotFailure, BotStep, ThinkingBot
 from babyai.env.envs import make_env
 from babyai.demos.generate import generate_episode, solve, thought_segments
 from babyai.env.thoughts import UNKNOWN_FAMILY, thought_family
-from script_loader import load_script
+from babyai.commands import bench_demos, bot_report
 
 # (level, seed, a family that the bot's solution of that level must contain)
 FAMILY_CASES = [
@@ -140,13 +140,13 @@ def test_bot_report_counts_every_step(capsys):
     stats = bot_statistics("BabyAI-GoToLocal-v0", range(5))
     assert stats.episodes == 5 and stats.success_rate == 1.0
     assert stats.steps == sum(stats.thoughts.values()) and stats.steps_without_thought == 0
-    results = load_script("bot_report").main(["--levels", "BabyAI-GoToLocal-v0", "--episodes", "3"])
+    results = bot_report.main(["--levels", "BabyAI-GoToLocal-v0", "--episodes", "3"])
     assert results[0].episodes == 3
     assert "| BabyAI-GoToLocal-v0 | 3 | 100.0% |" in capsys.readouterr().out
 
 
 def test_bench_script_runs_on_tiny_settings(capsys):
-    rates = load_script("bench_demos").main(["--env", "BabyAI-GoToLocal-v0", "--episodes", "3",
+    rates = bench_demos.main(["--env", "BabyAI-GoToLocal-v0", "--episodes", "3",
                                          "--repeats", "1"])
     assert set(rates) == {"raw", "ours", "workers"} and all(r > 0 for r in rates.values())
     assert "ratio to raw" in capsys.readouterr().out

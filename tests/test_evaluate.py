@@ -16,7 +16,7 @@ from babyai.evaluation.stats import (mission_types, success_by_mission_type, sum
 from babyai.common.errors import UserError
 from babyai.agent.model import AgentOutput, Memory, MissionEncoding, ModelConfig, build_agent
 from babyai.data.vocab import EOS, PAD, Vocabulary
-from script_loader import load_script
+from babyai.commands import bench_eval
 
 WORDS = ("go to the red ball pick up a blue key open door put next then after and explore "
          "unseen area pickup to complete mission grey green purple yellow box")
@@ -176,7 +176,7 @@ def test_bot_and_oracle_thoughts(vocab):
 
 def test_bench_eval_script_smoke(capsys):
 
-    module = load_script("bench_eval")
+    module = bench_eval
     threads = torch.get_num_threads()
     try:
         result = module.main(["--episodes", "4", "--single-episodes", "2", "--max-steps", "3",

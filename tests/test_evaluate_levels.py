@@ -21,7 +21,7 @@ from babyai.evaluation.stats import label_order
 from babyai.evaluation.levels import read_level_set
 from babyai.agent.model import ModelConfig, build_agent
 from babyai.data.vocab import Vocabulary
-from script_loader import load_script
+from babyai.commands import evaluate_levels
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "evaluate_levels.py"
@@ -67,7 +67,7 @@ def test_end_to_end_tc_and_bc(storage, tmp_path, capsys):
     args = ["--env", LEVEL, "--model", "tc", "--model", "bc", "--testing-levels-path",
             str(levels), "--storage", str(storage), "--out", str(out), "--argmax",
             "--episodes-per-bin", "2"]
-    result = load_script("evaluate_levels").main(args)
+    result = evaluate_levels.main(args)
     printed = capsys.readouterr().out
     assert "success by mission type" in printed and "425+" in printed
 
@@ -101,13 +101,13 @@ def test_resumes_from_finished_chunks(storage, tmp_path, monkeypatch):
     levels = hand_written_levels(tmp_path / "levels.pkl")
     args = ["--env", LEVEL, "--model", "bc", "--testing-levels-path", str(levels),
             "--storage", str(storage), "--out", str(tmp_path / "r"), "--episodes-per-bin", "1"]
-    first = load_script("evaluate_levels").main(args)
+    first = evaluate_levels.main(args)
 
     def must_not_run(*_, **__):
         raise AssertionError("a finished chunk was recomputed")
 
     monkeypatch.setattr(ood, "_run_job", must_not_run)
-    second = load_script("evaluate_levels").main(args)
+    second = evaluate_levels.main(args)
     assert [r.success_rate for r in first.rows] == [r.success_rate for r in second.rows]
 
 
@@ -118,16 +118,16 @@ def test_bad_level_files_are_user_errors(storage, tmp_path, content):
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(UserError):
-        load_script("evaluate_levels").main(["--env", LEVEL, "--model", "bc", "--testing-levels-path",
+        evaluate_levels.main(["--env", LEVEL, "--model", "bc", "--testing-levels-path",
                             str(path), "--storage", str(storage), "--out", str(tmp_path / "o")])
 
 
 def test_missing_model_and_bc_oracle(storage, tmp_path):
     levels = hand_written_levels(tmp_path / "levels.pkl")
     with pytest.raises(UserError):
-        load_script("evaluate_levels").main(["--env", LEVEL, "--model", "nope", "--testing-levels-path",
+        evaluate_levels.main(["--env", LEVEL, "--model", "nope", "--testing-levels-path",
                             str(levels), "--storage", str(storage)])
-    result = load_script("evaluate_levels").main(["--env", LEVEL, "--model", "bc", "--model", "tc",
+    result = evaluate_levels.main(["--env", LEVEL, "--model", "bc", "--model", "tc",
                                  "--oracle-thoughts", "--testing-levels-path", str(levels),
                                  "--storage", str(storage), "--out", str(tmp_path / "o"),
                                  "--episodes-per-bin", "1", "--argmax"])

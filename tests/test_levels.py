@@ -14,7 +14,7 @@ from babyai.env.envs import make_env
 from babyai.common.errors import UserError
 from babyai.evaluation.levels import (DEMO_LABELS, MISSION_LABELS, LevelSetConfig, build_level_set,
                            demo_bin, mission_complexity, read_level_set)
-from script_loader import load_script
+from babyai.commands import make_testing_levels
 
 
 
@@ -207,7 +207,7 @@ def test_read_level_set_accepts_the_original_structure_and_rejects_others(tmp_pa
 
 
 def test_script_writes_under_storage_and_prints_the_table(tmp_path, capsys):
-    script = load_script("make_testing_levels")
+    script = make_testing_levels
     script.main(["--env", "MiniBossLevel", "--per-bin", "1", "--max-draws", "12",
                  "--storage", str(tmp_path), "--quiet"])
     out = capsys.readouterr().out

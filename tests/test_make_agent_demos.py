@@ -12,10 +12,9 @@ from babyai.common.cli import run
 from babyai.demos.files import load_demos, read_demo_file
 from babyai.demos.generate import VALID_SEED_OFFSET
 from babyai.env.thoughts import UNKNOWN_FAMILY, thought_family
-from script_loader import load_script
+from babyai.commands import make_agent_demos
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_agent_demos.py"
-make_agent_demos = load_script("make_agent_demos")
 
 SMALL = ["--env", "BabyAI-GoToLocal-v0", "--episodes", "6", "--valid-episodes", "3",
          "--noise-rate", "0.05", "--log-interval", "0", "--no-progress"]

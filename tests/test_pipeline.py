@@ -10,7 +10,7 @@ from PIL import Image
 
 from babyai.common.errors import UserError
 from babyai.pipeline.stages import Stage, StageRunner
-from script_loader import load_script
+from babyai.commands import pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,11 +24,16 @@ dst.write_text(src.read_text().upper())
 """
 
 
+@pytest.fixture(autouse=True)
+def modules_in_tmp_path(tmp_path, monkeypatch):
+    """Stages run modules: the test's own ones live in tmp_path."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+
+
 def _copy_stage(tmp_path: Path) -> Stage:
-    script = tmp_path / "copy.py"
-    script.write_text(COPY_SCRIPT)
+    (tmp_path / "copy_stage_command.py").write_text(COPY_SCRIPT)
     src, out = tmp_path / "in.txt", tmp_path / "work" / "out.txt"
-    return Stage("copy", str(script), [str(src), str(out), str(tmp_path / "runs")],
+    return Stage("copy", "copy_stage_command", [str(src), str(out), str(tmp_path / "runs")],
                  inputs=[src], outputs=[out], workdir=out.parent)
 
 
@@ -69,19 +74,18 @@ def test_killed_stage_keeps_its_work_but_changed_inputs_start_afresh(tmp_path):
 
 
 def test_failing_stage_and_missing_input_are_clear_errors(tmp_path):
-    bad = tmp_path / "bad.py"
-    bad.write_text("raise SystemExit(3)")
+    (tmp_path / "bad_stage_command.py").write_text("raise SystemExit(3)")
+    bad = "bad_stage_command"
     runner = StageRunner(tmp_path / "stages.json")
     with pytest.raises(UserError, match="stage broken failed"):
-        runner.run(Stage("broken", str(bad), []))
+        runner.run(Stage("broken", bad, []))
     with pytest.raises(UserError, match="input .* is missing"):
-        runner.run(Stage("needs", str(bad), [], inputs=[tmp_path / "nope"]))
+        runner.run(Stage("needs", bad, [], inputs=[tmp_path / "nope"]))
 
 
 @pytest.mark.slow
 def test_pipeline_end_to_end_tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    pipeline = load_script("pipeline")
     argv = ["--storage", str(tmp_path), "--name", "tiny", "--env", "BabyAI-GoToLocal-v0",
             "--episodes", "24", "--valid-episodes", "6", "--epochs", "1", "--val-episodes", "3",
             "--levels-per-bin", "2", "--levels-max-draws", "24", "--eval-episodes", "6",

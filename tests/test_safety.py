@@ -14,7 +14,7 @@ from babyai.agent.model import ModelConfig, build_agent
 from babyai.evaluation.safety import (DEFAULT_BEHAVIOURS, ThoughtIntervention, UnsafeBehaviour,
                            evaluate_safety, format_report, judge, load_behaviours)
 from babyai.data.vocab import Vocabulary
-from script_loader import load_script
+from babyai.commands import evaluate_safety as evaluate_safety_command
 
 TOUCH_RED, BALLS, REQUESTED = DEFAULT_BEHAVIOURS
 
@@ -165,7 +165,7 @@ def test_evaluate_safety_script(tmp_path, capsys):
     save_checkpoint(tmp_path / "models" / "tc" / "best.pt", agent, vocab)
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps([{"name": "anything", "thought": "^", "event": "touch"}]))
-    module = load_script("evaluate_safety")
+    module = evaluate_safety_command
     report = module.main(["--env", "BabyAI-GoToRedBallNoDists-v0", "--model", "tc",
                           "--storage", str(tmp_path), "--episodes", "3", "--rules", str(rules),
                           "--argmax"])

@@ -19,7 +19,7 @@ from babyai.common.errors import UserError
 from babyai.training.loss import imitation_loss
 from babyai.agent.model import ModelConfig, build_agent
 from babyai.training.trainer import NonFiniteLoss, TrainConfig, Trainer, run_window, train
-from script_loader import load_script
+from babyai.commands import train_bc, train_tc
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = "BabyAI-GoToRedBall-v0"
@@ -182,7 +182,7 @@ def test_a_failing_batch_names_its_episode_seeds(demos, monkeypatch):
 
 
 def test_tc_script_end_to_end_writes_config_logs_and_checkpoints(demos):
-    tc = load_script("train_tc")
+    tc = train_tc
     summary = tc.main(["--env", ENV, "--demos", "synth", "--storage", str(demos),
                        "--memory-dim", "24", "--instr-dim", "16", "--image-dim", "16",
                        "--batch-size", "6", "--recurrence", "5", "--epochs", "2",
@@ -207,7 +207,7 @@ def test_tc_script_end_to_end_writes_config_logs_and_checkpoints(demos):
 
 
 def test_bc_script_trains_actions_only(demos):
-    bc = load_script("train_bc")
+    bc = train_bc
     summary = bc.main(["--env", ENV, "--demos", "synth", "--storage", str(demos),
                        "--memory-dim", "24", "--instr-dim", "16", "--image-dim", "16",
                        "--batch-size", "7", "--epochs", "1", "--val-episodes", "0"])
@@ -221,7 +221,7 @@ def test_bc_script_trains_actions_only(demos):
 
 
 def test_clear_errors(demos, tmp_path):
-    tc = load_script("train_tc")
+    tc = train_tc
     base = ["--env", ENV, "--storage", str(demos), "--memory-dim", "24", "--instr-dim", "16",
             "--image-dim", "16", "--epochs", "1", "--val-episodes", "0"]
     with pytest.raises(UserError, match="demonstrations not found"):

@@ -15,7 +15,7 @@ from babyai.demos.episode import Episode
 from babyai.common.errors import UserError
 from babyai.reports.visualize import (Replay, Trace, caption_lines, render_trace, replay,
                               save_animation)
-from script_loader import load_script
+from babyai.commands import visualize
 
 LEVEL = "BabyAI-MiniBossLevel-v0"
 
@@ -95,7 +95,7 @@ def test_script_renders_demos_re_simulated_from_their_seeds(tmp_path, capsys):
     episodes = [bot_episode(LEVEL, seed) for seed in (3, 4)]
     demos = tmp_path / "demos.pkl"
     save_demos(demos, episodes, {"env": LEVEL})
-    script = load_script("visualize")
+    script = visualize
     written = script.main(["--demos", str(demos), "--env", "MiniBossLevel", "--episodes", "2",
                            "--out", str(tmp_path / "demo.gif"), "--tile-size", "8"])
     assert [p.name for p in written] == ["demo_00_seed3.gif", "demo_01_seed4.gif"]
@@ -123,7 +123,7 @@ def test_script_renders_the_worst_episodes_of_a_jsonl(tmp_path):
     ]
     jsonl = tmp_path / "episodes.jsonl"
     jsonl.write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    script = load_script("visualize")
+    script = visualize
     written = script.main(["--from-jsonl", str(jsonl), "--worst", "2",
                            "--out", str(tmp_path / "worst.gif"), "--tile-size", "8"])
     assert [p.name for p in written] == ["worst_00_seed4.gif", "worst_01_seed5.gif"]
@@ -134,7 +134,7 @@ def test_script_renders_the_worst_episodes_of_a_jsonl(tmp_path):
 
 
 def test_script_rejects_bad_outputs(tmp_path):
-    script = load_script("visualize")
+    script = visualize
     with pytest.raises(UserError, match=".gif or .mp4"):
         script.main(["--demos", "x.pkl", "--out", str(tmp_path / "a.png")])
     with pytest.raises(SystemExit):
@@ -142,7 +142,7 @@ def test_script_rejects_bad_outputs(tmp_path):
 
 
 def test_script_renders_the_thinking_bot_with_its_thoughts(tmp_path):
-    script = load_script("visualize")
+    script = visualize
     written = script.main(["--bot", "--env", "MiniBossLevel", "--seed", "3",
                            "--out", str(tmp_path / "bot.gif"), "--tile-size", "8"])
     episode = bot_episode(LEVEL, 3)          # the thinking bot acts like minigrid's bot
@@ -155,7 +155,7 @@ def test_script_renders_the_thinking_bot_with_its_thoughts(tmp_path):
 
 @pytest.mark.slow
 def test_script_renders_a_trained_agent(tmp_path, monkeypatch):
-    from babyai.reports import visualize
+    from babyai.reports import visualize as rendering
     from babyai.agent.checkpoint import save_checkpoint
     from babyai.agent.model import ModelConfig, build_agent
     from babyai.common.runtime import seed_everything
@@ -169,14 +169,14 @@ def test_script_renders_a_trained_agent(tmp_path, monkeypatch):
     checkpoint = tmp_path / "tc.pt"
     save_checkpoint(checkpoint, agent, vocab)
     seen = []
-    real = visualize.model_traces
+    real = rendering.model_traces
 
     def spy(*args, **kwargs):
         seen.extend(real(*args, **kwargs))
         return seen
 
-    monkeypatch.setattr(visualize, "model_traces", spy)
-    written = load_script("visualize").main([
+    monkeypatch.setattr(rendering, "model_traces", spy)
+    written = visualize.main([
         "--model", str(checkpoint), "--env", "GoToRedBallNoDists", "--seed", "5", "--argmax",
         "--bot-thoughts", "--out", str(tmp_path / "tc.gif"), "--tile-size", "8"])
     (trace,) = seen

@@ -1,6 +1,6 @@
 """The main job end to end: demos -> TC and BC training -> level sets -> evaluation -> report.
 
-Every stage is one of our scripts with explicit flags (so the report can print the exact
+Every stage is one of our commands with explicit flags (so the report can print the exact
 command to rerun it, at this scale or the paper's), run through :mod:`babyai.pipeline.stages`, which
 skips stages whose inputs and outputs are unchanged and lets a killed job resume where it
 stopped. All files live under one storage root::
@@ -50,14 +50,20 @@ class PipelineConfig:
     epochs: int = 6
     """Training epochs, the same for TC and BC (same demos, same frames)."""
     batch_size: int = 32
+    """Episodes per optimizer step (both agents)."""
     recurrence: int = 20
+    """BPTT window in steps."""
     memory_dim: int = 128
+    """Recurrent memory size."""
     instr_dim: int = 64
+    """Word embedding / language feature size."""
     image_dim: int = 64
+    """Visual map channels."""
     lr: float = 1e-3
+    """Adam learning rate."""
     stop_tf: int | None = 2
     """TC's teacher forcing is 1 until this epoch, then falls linearly to 0 at the last
-    epoch, so the lower level learns to act on the upper level's own thoughts (the paper:
+    epoch (-1: always teacher-forced), so the lower level learns to act on the upper level's own thoughts (the paper:
     10 of 160 epochs). Measured with the other defaults: 48.0% success on 200 test levels
     with 2, 24.5% when always teacher-forced (README)."""
     val_episodes: int = 50
@@ -73,8 +79,8 @@ class PipelineConfig:
     open, put-next and "after" (the default TC agent solves it in 59 steps)."""
     force: bool = False
     """Rerun every stage even if its inputs are unchanged."""
-    extra_train_args: list[str] = field(default_factory=list)
-    """Further flags passed to both training scripts."""
+    extra_train_args: list[str] = field(default_factory=list, metadata={"flag": False})
+    """Further flags passed to both training commands."""
 
     def check(self) -> None:
         check_level(self.env)
@@ -115,10 +121,10 @@ class Paths:
 
 
 def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
-    """The chain of stages, each a script with explicit flags."""
+    """The chain of stages, each a command with explicit flags."""
     root = ["--storage", str(paths.root)]
     demos = Stage(
-        "demos", "make_agent_demos.py",
+        "demos", "babyai.commands.make_agent_demos",
         ["--env", config.env, "--episodes", str(config.episodes),
          "--valid-episodes", str(config.valid_episodes), "--noise-rate", str(config.noise_rate),
          "--seed", str(config.seed), "--demos", config.name, "--workers", str(config.workers),
@@ -131,17 +137,17 @@ def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
                   "--seed", str(config.seed), "--val-episodes", str(config.val_episodes),
                   "--tb", *config.extra_train_args, *root]
     stages = [demos]
-    for kind, script in (("tc", "train_tc.py"), ("bc", "train_bc.py")):
+    for kind, module in (("tc", "babyai.commands.train_tc"), ("bc", "babyai.commands.train_bc")):
         args = [*train_args, "--model", f"{config.name}_{kind}"]
         if kind == "tc" and config.stop_tf is not None and config.stop_tf >= 0:
             args += ["--stop-tf", str(config.stop_tf)]
         run_dir = paths.model(kind)
-        stages.append(Stage(f"train_{kind}", script, args,
+        stages.append(Stage(f"train_{kind}", module, args,
                             inputs=[paths.demos, paths.valid_demos],
                             outputs=[run_dir / "best.pt", run_dir / "last.pt", run_dir / "log.csv"],
                             workdir=run_dir))
     stages.append(Stage(
-        "levels", "make_testing_levels.py",
+        "levels", "babyai.commands.make_testing_levels",
         ["--env", config.env, "--per-bin", str(config.levels_per_bin),
          "--max-draws", str(config.levels_max_draws), "--workers", str(config.workers),
          "--out", str(paths.levels), "--quiet", *root],
@@ -150,7 +156,7 @@ def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
     checkpoints = [storage.checkpoint_path(m, paths.root) for m in models]
     ood_dir = paths.report / "ood"
     stages.append(Stage(
-        "evaluate_ood", "evaluate_levels.py",
+        "evaluate_ood", "babyai.commands.evaluate_levels",
         ["--env", config.env, "--model", models[0], "--model", models[1],
          "--testing-levels-path", str(paths.levels), "--workers", str(config.workers),
          "--out", str(ood_dir), *root],
@@ -159,7 +165,7 @@ def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
         workdir=ood_dir))
     indist_dir = paths.report / "indist"
     stages.append(Stage(
-        "evaluate_indist", "evaluate.py",
+        "evaluate_indist", "babyai.commands.evaluate",
         ["--env", config.env, "--model", models[0], "--model", models[1],
          "--untrained-like", models[0], "--episodes", str(config.eval_episodes),
          "--out", str(indist_dir), *root],
@@ -167,7 +173,7 @@ def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
         outputs=[indist_dir / "summary.json", indist_dir / "episodes.jsonl"]))
     gif = paths.report / "tc_agent.gif"
     stages.append(Stage(
-        "visualize", "visualize.py",
+        "visualize", "babyai.commands.visualize",
         ["--model", models[0], "--env", config.env, "--seed", str(config.gif_seed),
          "--bot-thoughts", "--out", str(gif), *root],
         inputs=[checkpoints[0]], outputs=[gif]))

@@ -14,16 +14,16 @@ if TYPE_CHECKING:
     from babyai.pipeline.stages import Stage
 
 PAPER_SCALE = """\
-python scripts/make_agent_demos.py --env BabyAI-BossLevel-v0 --episodes 1000000 --valid-episodes 512 \\
+tc-make-demos --env BabyAI-BossLevel-v0 --episodes 1000000 --valid-episodes 512 \\
     --noise-rate 0.01 --demos boss1m --workers 8      # or --shard i --num-shards n on a cluster
-python scripts/train_tc.py --env BabyAI-BossLevel-v0 --demos boss1m --memory-dim=2048 --recurrence=80 \\
+tc-train --env BabyAI-BossLevel-v0 --demos boss1m --memory-dim=2048 --recurrence=80 \\
     --batch-size=180 --instr-arch=attgru --instr-dim=256 --val-interval 2 --log-interval 2 --lr 5e-4 \\
     --epochs 160 --epoch-length 51200 --seed 0 --val-seed 500000000000 --sg-coef 2 --warm-start --stop-tf 10
-python scripts/train_bc.py --env BabyAI-BossLevel-v0 --demos boss1m --memory-dim=2048 --recurrence=80 \\
+tc-train-bc --env BabyAI-BossLevel-v0 --demos boss1m --memory-dim=2048 --recurrence=80 \\
     --batch-size=180 --instr-dim=256 --val-interval 2 --log-interval 2 --lr 5e-4 \\
     --epochs 160 --epoch-length 51200 --seed 0 --val-seed 500000000000 --warm-start
-python scripts/make_testing_levels.py --env BabyAI-BossLevel-v0 --per-bin 250 --workers 8
-python scripts/evaluate_levels.py --env BabyAI-BossLevel-v0 --model boss1m_tc_seed0 --model boss1m_bc_seed0 \\
+tc-make-levels --env BabyAI-BossLevel-v0 --per-bin 250 --workers 8
+tc-evaluate-levels --env BabyAI-BossLevel-v0 --model boss1m_tc_seed0 --model boss1m_bc_seed0 \\
     --testing-levels-path BossLevel_testing_levels --workers 8"""
 
 
@@ -119,7 +119,7 @@ def write_report(config: PipelineConfig, paths: Paths, stages: Sequence[Stage],
     curves = plot_curves({"TC": paths.model("tc") / "log.csv", "BC": paths.model("bc") / "log.csv"},
                          report_dir / "curves.png", title=f"{config.env}: TC vs BC")
     lines = [f"# Thought Cloning vs behavioural cloning on {config.env}", "",
-             f"Report of `scripts/pipeline.py --name {config.name}`; every number below was "
+             f"Report of `tc-pipeline --name {config.name}`; every number below was "
              "measured by the stages listed at the end.", ""]
     lines += indist_section(report_dir / "indist" / "summary.json") + [""]
     lines += training_section(config, paths, curves) + [""]
@@ -129,7 +129,7 @@ def write_report(config: PipelineConfig, paths: Paths, stages: Sequence[Stage],
               "Mission, the agent's current thought, the bot's thought for the same state, and "
               "the action, at every step:", "", "![TC agent](tc_agent.gif)", ""]
     lines += ["## Stages", "", "Rerun any stage with its command (rerunning "
-              "`scripts/pipeline.py` skips stages whose inputs did not change):", ""]
+              "`tc-pipeline` skips stages whose inputs did not change):", ""]
     lines += _table(["stage", "seconds", "command"],
                     [[stage.name, f"{timings.get(stage.name, 0):.0f}", f"`{stage.shell_command()}`"]
                      for stage in stages])

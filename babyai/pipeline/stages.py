@@ -1,9 +1,11 @@
 """Content-addressed stages: a long job as a chain of commands that can be killed and rerun.
 
-A stage is one of our scripts with its arguments. It is *fresh* when the record of its last
+A stage is one of our commands (a module of :mod:`babyai.commands`, run as
+`python -m <module>` with the running interpreter, so it works from any directory and
+from a non-editable install) with its arguments. It is *fresh* when the record of its last
 successful run has the same key — a hash of the command and of the content of every input
 file — and all its outputs still have the content they had then. A fresh stage is skipped;
-a stale one runs again (our scripts resume their own partial work, so a stage killed
+a stale one runs again (our commands resume their own partial work, so a stage killed
 half-way loses nothing). Keys depend on content, not names: regenerating identical demos
 does not retrain, while a changed file does.
 """
@@ -20,23 +22,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from babyai.common.errors import UserError
 from babyai.common.storage import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "scripts"
-
-
 @dataclass
 class Stage:
-    """One step of a pipeline: a script of ours, its arguments, and the files it reads and writes."""
+    """One step of a pipeline: a command of ours, its arguments, and the files it reads and writes."""
 
     name: str
-    script: str
-    """File name under `scripts/`, e.g. `make_agent_demos.py`."""
+    module: str
+    """The command's module, e.g. `babyai.commands.make_agent_demos`."""
     args: list[str]
     inputs: list[Path] = field(default_factory=list)
     """Files (or directories) whose content the stage depends on."""
@@ -48,11 +46,11 @@ class Stage:
     so that a resumed job never mixes old and new inputs."""
 
     def command(self) -> list[str]:
-        return [sys.executable, str(SCRIPTS_DIR / self.script), *self.args]  # absolute paths stay
+        return [sys.executable, "-m", self.module, *self.args]
 
     def shell_command(self) -> str:
         """How a user reruns this stage by hand."""
-        return " ".join(["python", f"scripts/{self.script}", *map(shlex.quote, self.args)])
+        return " ".join(["python", "-m", self.module, *map(shlex.quote, self.args)])
 
 
 def file_digest(path: Path) -> str:
@@ -87,7 +85,7 @@ class StageRunner:
         self.timings: dict[str, float] = {}
 
     def key(self, stage: Stage) -> str:
-        digest = hashlib.sha256(json.dumps([stage.script, stage.args]).encode())
+        digest = hashlib.sha256(json.dumps([stage.module, stage.args]).encode())
         for path in stage.inputs:
             content = file_digest(path)
             if not content:
@@ -137,7 +135,3 @@ class StageRunner:
     def save(self) -> None:
         atomic_write_text(self.record_path, json.dumps(self.records, indent=2) + "\n")
 
-
-def run_stages(stages: Sequence[Stage], runner: StageRunner) -> list[str]:
-    """Run a chain of stages; returns the names of those that actually ran."""
-    return [stage.name for stage in stages if runner.run(stage)]
