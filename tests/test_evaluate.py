@@ -14,7 +14,7 @@ from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.evaluation.stats import (mission_types, success_by_mission_type, summarize_success,
                                      wilson_interval)
 from babyai.common.errors import UserError
-from babyai.agent.model import AgentOutput, Memory, MissionEncoding, ModelConfig, build_agent
+from babyai.agent.model import AgentOutput, Memory, TextEncoding, ModelConfig, build_agent
 from babyai.data.vocab import EOS, PAD, Vocabulary
 from babyai.commands import bench_eval
 
@@ -83,7 +83,7 @@ class ScriptedThinker(nn.Module):
         return Memory.zeros(batch, 1, device)
 
     def encode_missions(self, tokens):
-        return MissionEncoding(tokens.float()[..., None], tokens != PAD)
+        return TextEncoding(tokens.float()[..., None], tokens != PAD)
 
     def forward(self, images, mission, memory, thought_target=None, teacher_forcing=True):
         step = memory.upper_h[:, 0].long()

@@ -12,13 +12,16 @@ import torch
 
 from synthetic_demos import write_demos
 
-from babyai.training import trainer as train_module
+from babyai.training import step as step_module
 from babyai.agent.checkpoint import load_checkpoint, read_checkpoint
 from babyai.data.dataset import load_dataset
 from babyai.common.errors import UserError
 from babyai.training.loss import imitation_loss
 from babyai.agent.model import ModelConfig, build_agent
-from babyai.training.trainer import NonFiniteLoss, TrainConfig, Trainer, run_window, train
+from babyai.training.config import TrainConfig
+from babyai.training.step import NonFiniteLoss
+from babyai.training.trainer import Trainer, train
+from babyai.training.window import run_window
 from babyai.commands import train_bc, train_tc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +84,7 @@ def test_train_batch_gradients_equal_one_plain_backward_over_each_window(demos, 
                                                                          teacher_forcing):
     trainer = Trainer(TrainConfig(**TINY, demos="synth", storage=str(demos), dropout=0.0,
                                   max_grad_norm=1e9, entropy_coef=0.05))
-    monkeypatch.setattr(train_module, "THOUGHT_CHUNK", 7)  # several decoder chunks per window
+    monkeypatch.setattr(step_module, "THOUGHT_CHUNK", 7)  # several decoder chunks per window
     monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
     batch = trainer.train_data.batch(range(6))
     metrics = trainer.train_batch(batch, teacher_forcing, batch.num_steps)
@@ -151,7 +154,7 @@ def test_resume_after_interruption_ends_where_an_uninterrupted_run_does(demos, m
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(demos, monkeypatch):
     config = TrainConfig(**TINY, demos="synth", storage=str(demos), epochs=3, model="nan")
-    real_loss = train_module.imitation_loss
+    real_loss = step_module.imitation_loss
     state = {"epoch_one_done": False}
 
     def poisoned(*args, **kwargs):
@@ -164,7 +167,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(demos
     def save(self, path, epoch):
         original_save(self, path, epoch)
         state["epoch_one_done"] = True
-    monkeypatch.setattr(train_module, "imitation_loss", poisoned)
+    monkeypatch.setattr(step_module, "imitation_loss", poisoned)
     monkeypatch.setattr(Trainer, "save", save)
     with pytest.raises(NonFiniteLoss, match=r"loss became nan .*episode seeds \[.*last good checkpoint"):
         train(config)
@@ -176,7 +179,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(demos
 def test_a_failing_batch_names_its_episode_seeds(demos, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("shape mismatch somewhere")
-    monkeypatch.setattr(train_module, "run_window", broken)
+    monkeypatch.setattr(step_module, "run_window", broken)
     with pytest.raises(RuntimeError, match=r"episode seeds \[\d+(, \d+)*\]\).*shape mismatch"):
         train(TrainConfig(**TINY, demos="synth", storage=str(demos), epochs=1))
 

@@ -32,7 +32,8 @@ from babyai.common.cli import positive_int, run
 from babyai.demos.files import save_demos
 from babyai.env.envs import make_env
 from babyai.demos.episode import Episode
-from babyai.training.trainer import TrainConfig, Trainer
+from babyai.training.config import TrainConfig
+from babyai.training.trainer import Trainer
 
 SETTINGS = {
     "a": dict(memory_dim=2048, instr_dim=256, batch_size=32, recurrence=80),

@@ -16,6 +16,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def derived_seed(*parts: int) -> int:
+    """A 32-bit seed derived from several integers (e.g. run seed, epoch, rank)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """`auto` picks CUDA when present, else CPU; an explicit name is checked."""
     if name == "auto":

@@ -4,7 +4,7 @@ Layout under the root::
 
     demos/<name>.pkl          training demonstrations (or a directory of shards)
     demos/<name>_valid.pkl    validation demonstrations
-    models/<name>/            checkpoints, config, logs of one training run
+    models/<name>/            one training run: config.json, log.csv, best.pt, last.pt
     levels/<name>.pkl         out-of-distribution level sets
     reports/<name>/           evaluation outputs
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -71,6 +72,33 @@ def checkpoint_path(name: str | os.PathLike, root: Path, which: str = "best") ->
     if os.fspath(name).endswith(".pt"):
         return Path(name)
     return model_dir(name, root) / f"{which}.pt"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one training run directory (see the layout above)."""
+
+    dir: Path
+
+    @property
+    def config(self) -> Path:
+        """The run's settings (JSON)."""
+        return self.dir / "config.json"
+
+    @property
+    def log(self) -> Path:
+        """One CSV row per logged epoch."""
+        return self.dir / "log.csv"
+
+    @property
+    def best(self) -> Path:
+        """The checkpoint of the best validation so far."""
+        return self.dir / "best.pt"
+
+    @property
+    def last(self) -> Path:
+        """The resume point."""
+        return self.dir / "last.pt"
 
 
 def ensure_writable_dir(directory: Path) -> Path:

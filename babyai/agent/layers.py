@@ -1,0 +1,111 @@
+"""The building blocks of the agent: image encoder, token encoder, attentions, FiLM."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+IMAGE_CODE_RANGE = 16
+"""Each of the three image channels (object, colour, state) takes values below this."""
+
+
+class ImageEncoder(nn.Module):
+    """Bag-of-words embedding of the three code channels, then two 3x3 conv layers."""
+
+    def __init__(self, image_dim: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(3 * IMAGE_CODE_RANGE, image_dim)
+        self.register_buffer("offsets", torch.arange(3) * IMAGE_CODE_RANGE, persistent=False)
+        self.convs = nn.Sequential(
+            nn.Conv2d(image_dim, image_dim, 3, padding=1), nn.BatchNorm2d(image_dim), nn.ReLU(),
+            nn.Conv2d(image_dim, image_dim, 3, padding=1), nn.BatchNorm2d(image_dim), nn.ReLU(),
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        """[B,7,7,3] integer codes -> [B, image_dim, 7, 7]."""
+        codes = images.long().clamp(0, IMAGE_CODE_RANGE - 1) + self.offsets
+        embedded = self.embedding(codes).sum(dim=3)  # [B, 7, 7, D]
+        return self.convs(embedded.permute(0, 3, 1, 2))
+
+
+class TokenEncoder(nn.Module):
+    """Bidirectional GRU over word embeddings, giving per-token features; padding is packed away."""
+
+    def __init__(self, instr_dim: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(instr_dim, instr_dim // 2, batch_first=True, bidirectional=True)
+
+    def forward(self, embedded: Tensor, mask: Tensor) -> Tensor:
+        """[B, L, D] embeddings with [B, L] mask -> [B, L, D] features (zeros at padding)."""
+        lengths = mask.sum(dim=1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        features, _ = self.gru(packed)
+        features, _ = pad_packed_sequence(features, batch_first=True, total_length=embedded.shape[1])
+        return features * mask.unsqueeze(-1).to(features.dtype)
+
+
+class MemoryAttention(nn.Module):
+    """Attention over token features with a query computed from a memory vector."""
+
+    def __init__(self, memory_dim: int, instr_dim: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(memory_dim, instr_dim)
+
+    def forward(self, memory: Tensor, features: Tensor, mask: Tensor) -> Tensor:
+        scores = torch.einsum("bld,bd->bl", features, self.query(memory))
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=1) * mask.to(scores.dtype)
+        return torch.einsum("bl,bld->bd", weights, features)
+
+
+class CrossAttentionBlock(nn.Module):
+    """A transformer-style block: one query attends to the mission tokens, then feed-forward."""
+
+    def __init__(self, dim: int, heads: int = 2, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm1 = nn.LayerNorm(dim)
+        self.feed_forward = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout),
+                                          nn.Linear(2 * dim, dim))
+        self.norm2 = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, query: Tensor, features: Tensor, mask: Tensor) -> Tensor:
+        """query [B, D], features [B, L, D] -> [B, D]."""
+        attended, _ = self.attention(query.unsqueeze(1), features, features,
+                                     key_padding_mask=~mask, need_weights=False)
+        x = self.norm1(query + self.dropout(attended.squeeze(1)))
+        return self.norm2(x + self.dropout(self.feed_forward(x)))
+
+
+class FiLMBlock(nn.Module):
+    """Feature-wise linear modulation of the visual map by a language vector, with a residual."""
+
+    def __init__(self, channels: int, condition_dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.scale = nn.Linear(condition_dim, channels)
+        self.shift = nn.Linear(condition_dim, channels)
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.conv2(out) * self.scale(condition)[:, :, None, None] + self.shift(condition)[:, :, None, None]
+        return F.relu(self.bn2(out)) + x
+
+
+class VisualReader(nn.Module):
+    """Two FiLM blocks conditioned on language, then a 7x7 max-pool to a vector."""
+
+    def __init__(self, image_dim: int, condition_dim: int) -> None:
+        super().__init__()
+        self.films = nn.ModuleList([FiLMBlock(image_dim, condition_dim) for _ in range(2)])
+        self.pool = nn.MaxPool2d(kernel_size=7, stride=2)
+
+    def forward(self, visual: Tensor, condition: Tensor) -> Tensor:
+        for film in self.films:
+            visual = film(visual, condition)
+        return self.pool(visual).flatten(1)

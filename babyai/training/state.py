@@ -1,0 +1,86 @@
+"""What a training run carries from epoch to epoch, and what its checkpoints hold to resume.
+
+All randomness of an epoch is re-derived from (seed, epoch, rank) at the start of the epoch
+(torch's RNG for dropout, the teacher-forcing draws) and the sampler is a pure function of
+its position, so a checkpoint needs only weights, optimizer, grad-scaler and sampler state
+plus the counters of :class:`TrainState`: a run killed and restarted with the same command
+ends with the same weights as an uninterrupted one (on the same device).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from babyai.agent.checkpoint import check_compatible
+from babyai.common.errors import UserError
+from babyai.data.dataset import EpochSampler
+from babyai.training.config import TrainConfig
+
+RESUMABLE_CHANGES = ("device", "tb", "log_interval", "save_interval", "storage", "threads")
+"""TrainConfig fields that may change between a run and its resumption without changing
+its result."""
+
+
+@dataclass
+class TrainState:
+    """Counters and best-model bookkeeping of a run (saved in every checkpoint)."""
+
+    updates: int = 0
+    """Optimizer steps so far."""
+    frames: int = 0
+    """Demonstration steps trained on so far."""
+    episodes: int = 0
+    """Episodes trained on so far."""
+    seconds: float = 0.0
+    """Training wall time so far (validation excluded)."""
+    best_success: float | None = None
+    """Validation success rate of the best model (None without fresh-level validation)."""
+    best_score: float | None = None
+    """The score that chose the best model (success rate, else action accuracy)."""
+    best_epoch: int | None = None
+    bad_validations: int = 0
+    """Validations since the last improvement (for patience)."""
+    finished: bool = False
+    stopped_early: bool = False
+
+
+def checkpoint_extra(config: TrainConfig, epoch: int, optimizer: torch.optim.Optimizer,
+                     scaler: torch.amp.GradScaler | None, sampler: EpochSampler,
+                     state: TrainState) -> dict[str, Any]:
+    """Everything besides weights and vocabulary that resuming after `epoch` needs."""
+    return {"train_config": dataclasses.asdict(config), "epoch": epoch,
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "sampler": sampler.state_dict(), "state": dataclasses.asdict(state)}
+
+
+def check_same_run(resume: dict, config: TrainConfig, run_dir: Path, last_path: Path) -> None:
+    """A resumed run must have the settings of the run that wrote `last.pt`."""
+    saved = resume.get("extra", {}).get("train_config")
+    if saved is None:
+        raise UserError(f"{last_path} was not written by this trainer; "
+                        "choose another --model name")
+    current = dataclasses.asdict(config)
+    different = {k: (saved.get(k), v) for k, v in current.items()
+                 if k not in RESUMABLE_CHANGES and saved.get(k) != v}
+    if different:
+        details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in different.items())
+        raise UserError(f"{run_dir} holds a run with other settings ({details}); "
+                        "rerun with the same flags to resume, or choose another --model")
+    check_compatible(resume, config.model_config(len(resume["vocab"])), last_path)
+
+
+def check_validation_seeds(config: TrainConfig, train_seeds: list[int]) -> None:
+    """Validation levels must never replay a training level."""
+    if config.val_episodes == 0:
+        return
+    val = set(range(config.val_seed, config.val_seed + config.val_episodes))
+    overlap = val.intersection(train_seeds)
+    if overlap:
+        raise UserError(f"--val-seed {config.val_seed} would replay {len(overlap)} "
+                        f"training levels (e.g. seed {min(overlap)}); use --val-seed "
+                        f"{max(train_seeds) + 1} or higher")

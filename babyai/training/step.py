@@ -1,0 +1,129 @@
+"""One optimizer step on one batch: the heart of imitation training.
+
+The batch's whole episodes are laid out time-major, longest first, and cut into windows of
+`recurrence` steps (the last partial window is kept). Each step runs the agent ONCE, on the
+rows still active (:func:`~babyai.training.window.run_window`); the memory is carried,
+detached, from one window to the next, so there is no extra no-grad pass. Each window's loss
+sums are divided by the number of valid steps of the whole batch and back-propagated right
+away (the graph of one window is all that is alive); one optimizer step follows the last
+window, so the update is that of the batch mean, as in the original.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from babyai.agent.model import Agent
+from babyai.common.errors import UserError
+from babyai.data.dataset import Batch
+from babyai.training.config import TrainConfig
+from babyai.training.distributed import DistContext, all_reduce_gradients, all_reduce_sum
+from babyai.training.loss import imitation_loss, thought_nll
+from babyai.training.window import WindowOutput, run_window
+
+THOUGHT_CHUNK = 256
+"""Steps whose teacher-forced thought decoding is back-propagated together (memory bound)."""
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN/inf; the run stops and its last checkpoint is left intact."""
+
+
+@dataclass
+class BatchStep:
+    """Forward, backward and optimizer step of one batch (`step(batch, ...)` -> metrics)."""
+
+    config: TrainConfig
+    agent: Agent
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    dist: DistContext
+
+    @property
+    def amp(self) -> bool:
+        """Mixed precision: on CUDA only."""
+        return self.device.type == "cuda"
+
+    def __call__(self, batch: Batch, teacher_forcing: bool, total_steps: int) -> dict[str, float]:
+        """Forward/backward over the windows of `batch`, then one optimizer step.
+
+        `total_steps` is the number of valid steps of the global batch (all ranks).
+        Returns the batch's metrics (global means when distributed).
+        """
+        config = self.config
+        sums = torch.zeros(6, dtype=torch.float64)  # loss, action, thought, entropy, correct, steps
+        self.optimizer.zero_grad(set_to_none=True)
+        if len(batch):
+            memory = self.agent.initial_memory(len(batch), self.device)
+            missions = batch.mission_tensor(self.device)
+            for window in batch.windows(config.recurrence, self.device):
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                    output, memory = run_window(self.agent, window, missions, memory,
+                                                teacher_forcing, with_thought_logits=False)
+                parts = imitation_loss(output.action_logits, output.actions,
+                                       entropy_coef=config.entropy_coef,
+                                       denominator=total_steps)
+                roots, grads = [self.scaler.scale(parts.total)], [None]
+                thought = 0.0
+                if output.upper_h is not None:
+                    thought, upper_grads = self._thought_backward(output, total_steps)
+                    if upper_grads is not None:
+                        roots += [output.upper_h, output.upper_c]
+                        grads += list(upper_grads)
+                torch.autograd.backward(roots, grads)
+                memory = memory.detach()
+                total = parts.total.item() + config.sg_coef * thought
+                sums += torch.tensor([total, parts.action.item(), thought, parts.entropy.item(),
+                                      float(parts.action_correct), float(parts.steps)],
+                                     dtype=torch.float64)
+        params = [p for p in self.agent.parameters() if p.requires_grad]
+        if self.dist.enabled:
+            all_reduce_gradients(params)
+            sums = all_reduce_sum(sums, self.device)
+        loss = float(sums[0])
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"the loss became {loss}")
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+        if not math.isfinite(grad_norm) and not self.amp:
+            raise NonFiniteLoss(f"the gradient norm became {grad_norm}")
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        steps = max(float(sums[5]), 1.0)
+        return {"loss": loss, "action_nll": float(sums[1]), "thought_nll": float(sums[2]),
+                "entropy": float(sums[3]), "action_acc": float(sums[4]) / steps,
+                "grad_norm": grad_norm, "steps": float(sums[5])}
+
+    def _thought_backward(self, output: WindowOutput, total_steps: int
+                          ) -> tuple[float, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The thought loss of a window, back-propagated in chunks of steps.
+
+        The teacher-forced decoder (an LSTM of memory_dim over every token of every step's
+        thought) holds most of a window's activations. Its input, the upper memories, is cut
+        from the graph; each chunk's loss is back-propagated at once (freeing that chunk's
+        decoder graph) and the gradient reaching the upper memories is handed back to the
+        caller, who back-propagates it through the rest of the window together with the
+        action loss. The gradients are exactly those of one backward over the whole window;
+        peak memory holds one chunk of decoder activations instead of the window's.
+        Returns the window's thought NLL (summed / total_steps) and the upper-memory grads.
+        """
+        config = self.config
+        upper_h = output.upper_h.detach().requires_grad_(config.sg_coef > 0)
+        upper_c = output.upper_c.detach().requires_grad_(config.sg_coef > 0)
+        value = 0.0
+        with torch.set_grad_enabled(config.sg_coef > 0):
+            for start in range(0, len(upper_h), THOUGHT_CHUNK):
+                rows = slice(start, start + THOUGHT_CHUNK)
+                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                    logits = self.agent.thought_logits(upper_h[rows], upper_c[rows],
+                                                       output.thought_targets[rows])
+                nll = thought_nll(logits, output.thought_targets[rows], denominator=total_steps)
+                if config.sg_coef > 0:
+                    self.scaler.scale(config.sg_coef * nll).backward()
+                value += nll.item()
+        if config.sg_coef > 0:
+            return value, (upper_h.grad, upper_c.grad)
+        return value, None

@@ -1,0 +1,68 @@
+"""One BPTT window of a batch: the agent run once per step, on the rows still active.
+
+Batches are time-major and sorted longest first, so the valid rows of every step are a
+prefix of the batch: each step runs the agent on `window.active[t]` rows only, the memory
+is cut to those rows as episodes end and reset where an episode starts.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from babyai.agent.model import Agent, Memory
+from babyai.data.dataset import Window
+
+
+class WindowOutput(NamedTuple):
+    """The valid steps of one window, flattened time-major (step t's active rows, then t+1's)."""
+
+    action_logits: torch.Tensor  # [N, A]
+    actions: torch.Tensor  # [N]
+    thought_logits: torch.Tensor | None  # [N, Lt-1, V] (None unless asked for)
+    thought_targets: torch.Tensor | None  # [N, Lt]
+    upper_h: torch.Tensor | None  # [N, memory_dim] new upper memories (TC only)
+    upper_c: torch.Tensor | None
+
+
+def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Memory,
+               teacher_forcing: bool, with_thought_logits: bool = True) -> tuple[WindowOutput, Memory]:
+    """Run the agent once per step over one window, on the active rows only.
+
+    Args:
+        missions: [B, L] mission tokens of the batch (encoded here, inside the window's graph).
+        memory: the memory carried in, one row per row active at the window's first step.
+    Returns the window's outputs and the memory after its last step (rows still active).
+    """
+    rows = window.active[0]
+    mission = agent.encode_missions(missions[:rows])
+    memory = memory.index(slice(0, rows))
+    logits, actions, targets, upper_h, upper_c = [], [], [], [], []
+    use_thoughts = agent.config.use_thoughts
+    for t, active in enumerate(window.active):
+        if active == 0:
+            break
+        if active < rows:
+            memory = memory.index(slice(0, active))
+            mission = mission.index(slice(0, active))
+            rows = active
+        if window.has_start[t]:
+            memory = memory.mask(~window.starts[t, :active])
+        target = window.thoughts[t, :active] if use_thoughts else None
+        out = agent(window.images[t, :active], mission, memory, thought_target=target,
+                    teacher_forcing=teacher_forcing, with_thought_logits=False)
+        memory = out.memory
+        logits.append(out.action_logits)
+        actions.append(window.actions[t, :active])
+        if use_thoughts:
+            targets.append(target)
+            upper_h.append(memory.upper_h)
+            upper_c.append(memory.upper_c)
+    thought_logits = thought_targets = all_h = all_c = None
+    if use_thoughts:
+        thought_targets = torch.cat(targets)
+        all_h, all_c = torch.cat(upper_h), torch.cat(upper_c)
+        if with_thought_logits:
+            thought_logits = agent.thought_logits(all_h, all_c, thought_targets)
+    return WindowOutput(torch.cat(logits), torch.cat(actions), thought_logits,
+                        thought_targets, all_h, all_c), memory
