@@ -7,7 +7,7 @@ from minigrid.utils.baby_ai_bot import BabyAIBot, DisappearedBoxError
 
 from babyai.env.bot import BotFailure, BotStep, ThinkingBot
 from babyai.env.envs import make_env
-from babyai.demos.generate import generate_episode, solve, thought_segments
+from babyai.demos.generate import generate_episode, thought_segments
 from babyai.env.thoughts import UNKNOWN_FAMILY, thought_family
 from babyai.commands import bench_demos, bot_report
 
@@ -76,11 +76,11 @@ def test_same_actions_as_minigrid_bot_and_a_thought_every_step(level):
 
 
 def test_thoughts_hold_while_the_intention_holds():
-    episode = solve("BabyAI-BossLevel-v0", 3)
+    episode = generate_episode("BabyAI-BossLevel-v0", 3, 0.0)
     segments = thought_segments(episode)
     assert len(episode) / len(segments) >= 3
     # a noise-free go-to episode is one intention (possibly after exploring)
-    goto = solve("BabyAI-GoToLocal-v0", 0)
+    goto = generate_episode("BabyAI-GoToLocal-v0", 0, 0.0)
     assert {thought_family(t) for t in goto.thoughts} <= {"goto", "explore"}
     assert len(thought_segments(goto)) <= 2
 
@@ -136,7 +136,7 @@ def test_bot_failure_is_a_clear_exception():
 
 
 def test_bot_report_counts_every_step(capsys):
-    from babyai.demos.generate import bot_statistics
+    from babyai.env.bot_stats import bot_statistics
     stats = bot_statistics("BabyAI-GoToLocal-v0", range(5))
     assert stats.episodes == 5 and stats.success_rate == 1.0
     assert stats.steps == sum(stats.thoughts.values()) and stats.steps_without_thought == 0

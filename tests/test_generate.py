@@ -8,9 +8,10 @@ import pytest
 
 import babyai.demos.generate as generate
 from babyai.demos.files import read_demo_file, save_original
+from babyai.common.seeds import ATTEMPT_STRIDE, VALID_DEMO_OFFSET, demo_seed
 from babyai.demos.generate import (
-    ATTEMPT_SEED_STRIDE, VALID_SEED_OFFSET, GenerationConfig, RunConfig, attempt_episode,
-    episode_seed, generate_demos, generate_episode, merge_shards, shard_path, shard_range, solve,
+    GenerationConfig, RunConfig, attempt_episode, generate_demos, generate_episode, merge_shards,
+    shard_path, shard_range,
 )
 from babyai.demos.episode import Episode
 from babyai.env.thoughts import COLORS, UNKNOWN_FAMILY, thought_family
@@ -41,7 +42,7 @@ def test_noise_segments():
 
 
 def test_noise_free_episode_has_no_noise_and_is_reproducible():
-    episode = solve(LEVEL, 4)
+    episode = generate_episode(LEVEL, 4, 0.0)
     assert episode.info["noise_segments"] == []
     again = generate_episode(LEVEL, 4, 0.0)
     assert np.array_equal(episode.actions, again.actions) and episode.thoughts == again.thoughts
@@ -57,11 +58,11 @@ def test_failures_are_reported_not_raised():
 
 
 def test_seed_scheme_is_disjoint():
-    assert episode_seed(7, 3) == 10
-    assert episode_seed(7, 3, attempt=2) == 10 + 2 * ATTEMPT_SEED_STRIDE
-    assert episode_seed(7, 3, valid=True) == 10 + VALID_SEED_OFFSET
-    train = {episode_seed(0, k, a) for k in range(1000) for a in range(3)}
-    valid = {episode_seed(0, k, a, valid=True) for k in range(1000) for a in range(3)}
+    assert demo_seed(7, 3) == 10
+    assert demo_seed(7, 3, attempt=2) == 10 + 2 * ATTEMPT_STRIDE
+    assert demo_seed(7, 3, valid=True) == 10 + VALID_DEMO_OFFSET
+    train = {demo_seed(0, k, a) for k in range(1000) for a in range(3)}
+    valid = {demo_seed(0, k, a, valid=True) for k in range(1000) for a in range(3)}
     assert not train & valid
 
 
@@ -88,8 +89,8 @@ def test_redrawn_episodes_record_the_seed_used(tmp_path):
     assert summary.redrawn > 0 and len(content.meta["redrawn"]) == summary.redrawn
     for index, episode in enumerate(content.episodes):
         assert len(episode) <= 3
-        assert (episode.seed - index) % ATTEMPT_SEED_STRIDE == 0
-        replay = solve(LEVEL, episode.seed)  # the stored seed reproduces the episode
+        assert (episode.seed - index) % ATTEMPT_STRIDE == 0
+        replay = generate_episode(LEVEL, episode.seed, 0.0)  # the stored seed reproduces the episode
         assert replay.actions.tolist() == episode.actions.tolist()
     failed = {seed for seed, _ in content.meta["redrawn"]}
     assert not failed & {episode.seed for episode in content.episodes}

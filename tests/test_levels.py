@@ -9,6 +9,7 @@ from minigrid.envs.babyai.core.verifier import (AfterInstr, AndInstr, BeforeInst
                                                 ObjDesc, OpenInstr, PickupInstr, PutNextInstr)
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
+from babyai.common.seeds import LEVEL_SET_START
 from babyai.evaluation import levels
 from babyai.env.envs import make_env
 from babyai.common.errors import UserError
@@ -113,7 +114,7 @@ def test_seeds_land_in_the_bins_their_bot_solution_and_mission_say(tmp_path):
     assert len(kept) >= 6
     env = make_env("BabyAI-BossLevel-v0")
     for label, seed, info in kept:
-        assert seed >= levels.LEVEL_SEED_START
+        assert seed >= LEVEL_SET_START
         length, solved = bot_length("BabyAI-BossLevel-v0", seed)
         assert solved and info["length"] == length and demo_bin(length) == label
         obs, _ = env.reset(seed=seed)
@@ -146,7 +147,7 @@ def test_stops_when_every_bin_is_full(tmp_path, monkeypatch):
 
     def measure(job):
         _, seed = job
-        i = seed - levels.LEVEL_SEED_START
+        i = seed - LEVEL_SET_START
         return dict(fake, seed=seed, length=50 * (i % 9), demo_bin=demo_bin(50 * (i % 9)),
                     cognitive=1 + i % 9)
 
@@ -220,10 +221,10 @@ def test_script_writes_under_storage_and_prints_the_table(tmp_path, capsys):
 
 
 def test_level_seeds_are_disjoint_from_demo_and_validation_seeds():
-    from babyai.demos.generate import MAX_ATTEMPTS, episode_seed
+    from babyai.common.seeds import MAX_ATTEMPTS, demo_seed
     # the largest seed a dataset of < 5*10**8 episodes from base seed < 10**8 can use
-    largest = episode_seed(10**8, 4 * 10**8, attempt=MAX_ATTEMPTS - 1, valid=True)
-    assert largest < levels.LEVEL_SEED_START
+    largest = demo_seed(10**8, 4 * 10**8, attempt=MAX_ATTEMPTS - 1, valid=True)
+    assert largest < LEVEL_SET_START
 
 
 def test_read_level_set_accepts_numpy_integer_seeds(tmp_path):

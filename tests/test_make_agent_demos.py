@@ -10,7 +10,7 @@ import pytest
 
 from babyai.common.cli import run
 from babyai.demos.files import load_demos, read_demo_file
-from babyai.demos.generate import VALID_SEED_OFFSET
+from babyai.common.seeds import VALID_DEMO_OFFSET
 from babyai.env.thoughts import UNKNOWN_FAMILY, thought_family
 from babyai.commands import make_agent_demos
 
@@ -31,7 +31,7 @@ def test_writes_train_and_valid_files_with_disjoint_seeds(tmp_path, capsys):
     train_seeds = {e.seed for e in train.episodes}
     valid_seeds = {e.seed for e in valid.episodes}
     assert not train_seeds & valid_seeds
-    assert min(valid_seeds) >= 1 + VALID_SEED_OFFSET
+    assert min(valid_seeds) >= 1 + VALID_DEMO_OFFSET
     for episode in train.episodes:
         assert all(thought_family(t) != UNKNOWN_FAMILY for t in episode.thoughts)
     assert len(load_demos(tmp_path / "demos" / "go.pkl")) == 6

@@ -10,7 +10,6 @@ machine loaded by other jobs does not distort as much. Targets: (b)/(a) >= 0.9 a
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from typing import Sequence
 
 from minigrid.utils.baby_ai_bot import BabyAIBot
 
+from babyai.common.flags import Parser
 from babyai.common.cli import non_negative_int, positive_int, probability, run
 from babyai.env.envs import make_env
 from babyai.demos.generate import GenerationConfig, RunConfig, generate_demos
@@ -53,8 +53,7 @@ def generator_seconds(level: str, seeds: range, noise_rate: float,
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--env", default="BabyAI-BossLevel-v0")
     parser.add_argument("--episodes", type=positive_int, default=200)
     parser.add_argument("--seed", type=non_negative_int, default=0)

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from babyai.common.flags import Parser
 from babyai.common.cli import non_negative_int, positive_int, run
 from babyai.env.envs import check_level, make_env
 from babyai.agent.rollout import RolloutOptions, run_episodes
@@ -33,8 +34,7 @@ MISSION_WORDS = ("go to the a pick up open put next and then after you on your l
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--env", default="BabyAI-BossLevel-v0")
     parser.add_argument("--episodes", type=positive_int, default=512)
     parser.add_argument("--single-episodes", type=positive_int, default=32,

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from babyai.common.flags import Parser
 from babyai.common.cli import positive_int, run
 from babyai.demos.files import save_demos
 from babyai.env.envs import make_env
@@ -107,7 +108,7 @@ def measure(setting: str, teacher_forcing: bool, batches: int, threads: int, bot
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__)
     parser.add_argument("--settings", default="a,b", help="comma-separated: a, b")
     parser.add_argument("--batches", type=positive_int, default=2, help="measured batches per setting")
     parser.add_argument("--threads", type=positive_int, default=2, help="torch threads")

@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import sys
 from functools import reduce
@@ -13,17 +12,17 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from babyai.common.flags import Parser
 from babyai.common.cli import non_negative_int, positive_int, run
 from babyai.env.envs import check_level
-from babyai.demos.generate import BotStatistics, bot_statistics_chunk
+from babyai.env.bot_stats import BotStatistics, bot_statistics_chunk
 
 DEFAULT_LEVELS = ("BossLevel", "MiniBossLevel", "GoToLocal", "PutNextLocal", "UnlockPickup",
                   "KeyCorridorS3R3", "SynthSeq")
 
 
 def main(argv: Sequence[str] | None = None) -> list[BotStatistics]:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--levels", nargs="+",
                         default=[f"BabyAI-{level}-v0" for level in DEFAULT_LEVELS])
     parser.add_argument("--episodes", type=positive_int, default=300, help="seeds per level")

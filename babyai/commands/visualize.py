@@ -1,9 +1,9 @@
 """Render episodes with the agent's thoughts to GIF (or MP4): what the agent sees, thinks and does.
 
-    python scripts/visualize.py --bot --env MiniBossLevel --seed 3 --out media/bot.gif
-    python scripts/visualize.py --model tc_boss --env BossLevel --episodes 3 --bot-thoughts
-    python scripts/visualize.py --demos boss_demo --episodes 2
-    python scripts/visualize.py --from-jsonl storage/reports/tc/episodes.jsonl --worst 5
+    tc-visualize --bot --env MiniBossLevel --seed 3 --out media/bot.gif
+    tc-visualize --model tc_boss --env BossLevel --episodes 3 --bot-thoughts
+    tc-visualize --demos boss_demo --episodes 2
+    tc-visualize --from-jsonl storage/reports/tc/episodes.jsonl --worst 5
 
 Each frame is the full grid (the agent's view highlighted) above a caption with the mission,
 the thought in force, the bot's thought (--bot-thoughts) and the action about to be taken.
@@ -11,18 +11,19 @@ An episode of T actions gives T + 1 frames; the last one shows the outcome.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from babyai.common.cli import add_storage_flag, non_negative_int, positive_int, run
+from babyai.common.flags import Parser
 from babyai.env.envs import check_level
-from babyai.evaluation.levels import LEVEL_SEED_START, normalize_env_name
+from babyai.common.seeds import LEVEL_SET_START
+from babyai.evaluation.levels import normalize_env_name
 from babyai.common.runtime import pick_device
-from babyai.common.storage import demos_path, storage_root
+from babyai.common.storage import demos_path, report_dir, storage_root
 from babyai.reports.visualize import VisualizeConfig, visualize
 
-parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser = Parser(description=__doc__)
 source = parser.add_mutually_exclusive_group(required=True)
 source.add_argument("--model", help="checkpoint name (under <storage>/models) or .pt path")
 source.add_argument("--bot", action="store_true", help="render the thinking bot (noise-free)")
@@ -32,7 +33,7 @@ source.add_argument("--from-jsonl", type=Path,
 parser.add_argument("--env", default="BossLevel",
                     help="BabyAI level (default: BossLevel; a JSONL record's own level wins)")
 parser.add_argument("--seed", type=non_negative_int, default=None,
-                    help=f"first env seed for --model/--bot (default: {LEVEL_SEED_START}, "
+                    help=f"first env seed for --model/--bot (default: {LEVEL_SET_START}, "
                          "the held-out level-set range); with --demos, the demo to show")
 parser.add_argument("--episodes", type=positive_int, default=1,
                     help="episodes to render, one file each (default: 1)")
@@ -63,10 +64,10 @@ def main(argv=None):
     out = args.out or f"{kind}_{short}.gif"
     if not Path(out).suffix:
         out += ".gif"
-    out = Path(out) if "/" in out else root / "reports" / "visualize" / out
+    out = Path(out) if "/" in out else report_dir("visualize", root) / out
     seed = args.seed
     if seed is None and kind in ("model", "bot"):
-        seed = LEVEL_SEED_START
+        seed = LEVEL_SET_START
     config = VisualizeConfig(
         source=kind, env=env, out=out, seed=seed, episodes=args.episodes, model=args.model,
         demos=str(demos_path(args.demos, root)) if args.demos else None,

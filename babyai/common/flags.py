@@ -6,11 +6,13 @@ default is shown. Types come from the annotations:
 
 * `bool` -> a switch (`--x`; a field that defaults to True gets `--x/--no-x`);
 * `int`, `float`, `str`, `Path` and their `... | None` forms -> a typed value;
+* `list[str]` -> a repeatable flag (each use appends one value);
 * a field without a default -> a required flag.
 
-Field metadata may refine a flag: `type` (an argparse type such as :func:`positive_int`),
-`aliases` (extra spellings kept for old command lines), `metavar`, `choices`, or
-`flag=False` to leave the field off the command line.
+Field metadata may refine a flag: `type` (an argparse type such as
+:func:`~babyai.common.cli.positive_int`), `name` (the flag's spelling when it differs from
+the field's), `aliases` (extra spellings kept for old command lines), `metavar`,
+`choices`, or `flag=False` to leave the field off the command line.
 """
 from __future__ import annotations
 
@@ -81,8 +83,10 @@ def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, *,
         meta = spec.metadata
         if spec.name in skip or meta.get("flag", True) is False:
             continue
-        names = [flag_name(spec.name), *meta.get("aliases", ())]
-        kind = _scalar(hints[spec.name])
+        names = [meta.get("name", flag_name(spec.name)), *meta.get("aliases", ())]
+        annotation = hints[spec.name]
+        repeated = typing.get_origin(annotation) is list
+        kind = typing.get_args(annotation)[0] if repeated else _scalar(annotation)
         if spec.name in defaults:
             default = defaults[spec.name]
         elif spec.default is not dataclasses.MISSING:
@@ -98,6 +102,9 @@ def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, *,
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction if default else "store_true"
             options["default"] = bool(default)
+        elif repeated:
+            options.update(action="append", type=meta.get("type", kind), required=required,
+                           default=None if required else default)
         else:
             options["type"] = meta.get("type", kind)
             options["default"] = default
@@ -130,6 +137,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if action.default is None or "default" in text.lower() or action.default is False:
+        if action.default is None or "(default" in text.lower() or action.default is False:
             return text
         return super()._get_help_string(action)

@@ -74,6 +74,16 @@ def checkpoint_path(name: str | os.PathLike, root: Path, which: str = "best") ->
     return model_dir(name, root) / f"{which}.pt"
 
 
+def levels_path(name: str | os.PathLike, root: Path) -> Path:
+    """Path of a level set: `root/levels/<name>.pkl` unless `name` is a path."""
+    return resolve(name, root, "levels", ".pkl")
+
+
+def report_dir(name: str | os.PathLike, root: Path) -> Path:
+    """Directory of an evaluation's or pipeline's outputs: `root/reports/<name>`."""
+    return root / "reports" / os.fspath(name)
+
+
 @dataclass(frozen=True)
 class RunFiles:
     """The files of one training run directory (see the layout above)."""

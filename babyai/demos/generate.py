@@ -1,9 +1,9 @@
 """Generating thought-annotated demonstrations with the (noisy) thinking bot.
 
-Seeds. Episode `k` of a dataset (0-based) first tries the environment seed `seed + k`; if
-the bot fails (reward 0, an exception, or more steps than `filter_steps`), attempt `a`
-uses `seed + k + a * 10**9`. Validation episodes use the same scheme shifted by
-`VALID_SEED_OFFSET = 5 * 10**8`. So an episode's seed depends only on its index, never on
+Seeds (:mod:`babyai.common.seeds`). Episode `k` of a dataset (0-based) first tries the
+environment seed `seed + k`; if the bot fails (reward 0, an exception, or more steps than
+`filter_steps`), attempt `a` uses `seed + k + a * 10**9`. Validation episodes use the same
+scheme shifted by `VALID_DEMO_OFFSET = 5 * 10**8`. So an episode's seed depends only on its index, never on
 the order in which workers finish, on sharding, or on how many episodes are asked for;
 training and validation seeds never overlap as long as each split has fewer than 5*10^8
 episodes. The seed actually used is stored with each episode.
@@ -23,39 +23,30 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
 import minigrid
 import numpy as np
+from minigrid.core.actions import Actions
 from tqdm import tqdm
 
-from babyai.env.bot import BotFailure, ThinkingBot
+from babyai.common.cli import non_negative_int, positive_int, probability
+from babyai.common.errors import UserError
+from babyai.common.seeds import MAX_ATTEMPTS, VALID_DEMO_OFFSET, demo_seed
+from babyai.common.storage import ensure_writable_dir, valid_path
+from babyai.demos.episode import Episode
 from babyai.demos.files import PackedEpisode, read_demo_file, save_demos
 from babyai.env.envs import ACTION_NAMES, cached_env, check_level
-from babyai.demos.episode import Episode
-from babyai.common.errors import UserError
-from babyai.common.storage import ensure_writable_dir, valid_path
+from babyai.env.bot import play_bot
 from babyai.env.thoughts import random_thought, thought_family
 
 logger = logging.getLogger(__name__)
 
-ATTEMPT_SEED_STRIDE = 10**9
-"""Seed distance between successive attempts at the same episode index."""
-VALID_SEED_OFFSET = 5 * 10**8
-"""Validation episode k starts at seed + VALID_SEED_OFFSET + k (disjoint from training)."""
-MAX_ATTEMPTS = 100
-"""A level whose bot fails this many seeds in a row for one episode is reported unsolvable."""
-NOISE_ACTIONS = (0, 1, 2)
-"""Noise moves: left, right, forward."""
+NOISE_ACTIONS = (Actions.left, Actions.right, Actions.forward)
+"""Noise moves."""
 MAX_NOISE_SEGMENT = 5
-
-
-def episode_seed(base_seed: int, index: int, attempt: int = 0, valid: bool = False) -> int:
-    """The environment seed of attempt `attempt` at episode `index` (see the module doc)."""
-    return (base_seed + index + attempt * ATTEMPT_SEED_STRIDE
-            + (VALID_SEED_OFFSET if valid else 0))
 
 
 # --------------------------------------------------------------------------- one episode
@@ -70,7 +61,7 @@ class Failure(NamedTuple):
 
 def attempt_episode(env_name: str, seed: int, noise_rate: float, filter_steps: int = 0,
                     raise_bot_failure: bool = False) -> Episode | Failure:
-    """Play one level with the thinking bot, injecting noise as in DESIGN.md §3.
+    """Play one level with the thinking bot, injecting noise.
 
     At each step outside a noise segment, a segment starts with probability `noise_rate`;
     its length is uniform in 1..5, its actions uniform among left/right/forward, and its
@@ -80,46 +71,33 @@ def attempt_episode(env_name: str, seed: int, noise_rate: float, filter_steps: i
     `info["noise_segments"]` lists (first step, length) of each noise segment (a segment
     cut short by the end of the episode keeps its drawn length).
     """
-    env = cached_env(env_name)
-    obs, _ = env.reset(seed=seed)
-    bot = ThinkingBot(env)
     rng = np.random.default_rng([seed, 20230601])
-    images, directions, actions, thoughts = [], [], [], []
-    noise_left, noise_thought, segments = 0, "", []
-    taken: int | None = None
-    reward = 0.0
-    while True:
-        try:
-            suggestion, thought = bot.act(taken)
-        except BotFailure as error:
-            if raise_bot_failure:
-                raise
-            return Failure(seed, str(error))
-        if noise_left == 0 and noise_rate > 0 and rng.random() < noise_rate:
-            noise_left = int(rng.integers(1, MAX_NOISE_SEGMENT + 1))
-            noise_thought = random_thought(rng)
-            segments.append((len(actions), noise_left))
-        if noise_left > 0:
-            action, thought = NOISE_ACTIONS[rng.integers(len(NOISE_ACTIONS))], noise_thought
-            noise_left -= 1
-        else:
-            action = suggestion
-        images.append(obs["image"])
-        directions.append(obs["direction"])
-        actions.append(action)
-        thoughts.append(thought)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        taken = None if action == suggestion else action
-        if terminated or truncated:
-            break
-        if filter_steps and len(actions) > filter_steps:
-            return Failure(seed, f"longer than {filter_steps} steps")
-    if reward <= 0:
-        return Failure(seed, "the bot did not complete the mission")
-    if filter_steps and len(actions) > filter_steps:
+    noise = {"left": 0, "thought": ""}
+    segments: list[tuple[int, int]] = []
+
+    def perturb(step: int, suggestion: int, thought: str) -> tuple[int, str]:
+        if noise["left"] == 0 and noise_rate > 0 and rng.random() < noise_rate:
+            noise["left"] = int(rng.integers(1, MAX_NOISE_SEGMENT + 1))
+            noise["thought"] = random_thought(rng)
+            segments.append((step, noise["left"]))
+        if noise["left"] > 0:
+            noise["left"] -= 1
+            return int(NOISE_ACTIONS[rng.integers(len(NOISE_ACTIONS))]), noise["thought"]
+        return suggestion, thought
+
+    played = play_bot(cached_env(env_name), seed, perturb=perturb, max_actions=filter_steps)
+    if played.failure is not None:
+        if raise_bot_failure:
+            raise played.failure
+        return Failure(seed, str(played.failure))
+    if played.over_limit:
         return Failure(seed, f"longer than {filter_steps} steps")
-    return Episode(obs["mission"], np.stack(images), directions, actions, thoughts, seed,
-                   info={"noise_segments": segments})
+    if played.reward <= 0:
+        return Failure(seed, "the bot did not complete the mission")
+    if filter_steps and len(played.actions) > filter_steps:
+        return Failure(seed, f"longer than {filter_steps} steps")
+    return Episode(played.mission, np.stack(played.images), played.directions, played.actions,
+                   played.thoughts, seed, info={"noise_segments": segments})
 
 
 def generate_episode(env_name: str, seed: int, noise_rate: float, filter_steps: int = 0,
@@ -127,11 +105,6 @@ def generate_episode(env_name: str, seed: int, noise_rate: float, filter_steps: 
     """One episode on the level of `seed`, or None if the bot fails (redraw another seed)."""
     result = attempt_episode(env_name, seed, noise_rate, filter_steps, raise_bot_failure)
     return result if isinstance(result, Episode) else None
-
-
-def solve(env_name: str, seed: int) -> Episode | None:
-    """The noise-free bot solution of a level (its length is the behavioural difficulty)."""
-    return generate_episode(env_name, seed, 0.0)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -143,17 +116,18 @@ class GenerationConfig:
 
     env: str = "BabyAI-BossLevel-v0"
     """BabyAI level id."""
-    episodes: int = 1000
+    episodes: int = field(default=1000, metadata={"type": positive_int})
     """Training episodes (whole dataset, all shards together)."""
-    valid_episodes: int = 512
-    """Validation episodes (written to the `_valid` file; 0 = none)."""
-    seed: int = 1
-    """Base seed; see the module doc for the seed of each episode."""
-    noise_rate: float = 0.01
-    """Per-step probability of starting a noise segment."""
-    filter_steps: int = 0
+    valid_episodes: int = field(default=512, metadata={"type": non_negative_int})
+    """Validation episodes, written to NAME_valid.pkl (0 = none)."""
+    seed: int = field(default=1, metadata={"type": non_negative_int})
+    """Base seed: training episode k uses seed + k, validation episode k seed + 5e8 + k,
+    and a failed attempt is redrawn 1e9 further."""
+    noise_rate: float = field(default=0.01, metadata={"type": probability})
+    """Per-step probability of starting a noise segment of 1-5 random moves."""
+    filter_steps: int = field(default=0, metadata={"type": non_negative_int})
     """Redraw episodes longer than this many steps (0 = keep all)."""
-    crash_on_exception: bool = False
+    crash_on_exception: bool = field(default=False, metadata={"flag": False})
     """Raise when the bot raises instead of warning and redrawing."""
 
     def meta(self, valid: bool) -> dict:
@@ -168,26 +142,26 @@ class GenerationConfig:
 class RunConfig:
     """How to run a generation: output, parallelism, sharding, saving."""
 
-    demos_path: Path
+    demos_path: Path = field(metadata={"flag": False})
     """Training file (`..._valid.pkl` is written beside it)."""
-    workers: int = 1
-    """Local worker processes."""
-    shard: int = 0
-    """Which shard this process writes (0-based)."""
-    num_shards: int = 1
-    """Total number of shards; 1 = a single file per split."""
-    save_interval: int = 10000
+    workers: int = field(default=1, metadata={"type": positive_int, "aliases": ["--jobs"]})
+    """Local worker processes (--jobs is an alias); the output does not depend on it."""
+    shard: int = field(default=0, metadata={"type": non_negative_int})
+    """Index of the shard this process writes (0-based, with --num-shards)."""
+    num_shards: int = field(default=1, metadata={"type": positive_int})
+    """Split the episodes into this many shards by seed range (1 = a single file per split)."""
+    save_interval: int = field(default=10000, metadata={"type": positive_int})
     """Save atomically every this many new episodes."""
-    log_interval: int = 100
-    """Log a progress line every this many episodes."""
+    log_interval: int = field(default=100, metadata={"type": non_negative_int})
+    """Print a progress line every this many episodes (0 = never)."""
     resume: bool = False
     """Require an existing partial file to continue (re-running continues one anyway)."""
     overwrite: bool = False
     """Replace an existing file generated with different settings."""
-    print_episodes: bool = False
-    """Print every episode as thought segments."""
-    progress: bool = True
-    """Show a tqdm bar."""
+    print_episodes: bool = field(default=False, metadata={"name": "--print"})
+    """Print every episode as thought segments with their actions."""
+    progress: bool = field(default=True, metadata={"flag": False})
+    """Show a tqdm bar (`--no-progress` turns it off)."""
 
 
 @dataclass
@@ -257,7 +231,7 @@ def _produce(task: tuple) -> tuple[int, PackedEpisode, list[Failure]]:
     config, index, valid = task
     failures = []
     for attempt in range(MAX_ATTEMPTS):
-        seed = episode_seed(config.seed, index, attempt, valid)
+        seed = demo_seed(config.seed, index, attempt, valid)
         result = attempt_episode(config.env, seed, config.noise_rate, config.filter_steps,
                                  raise_bot_failure=config.crash_on_exception)
         if isinstance(result, Episode):
@@ -363,8 +337,8 @@ def generate_demos(config: GenerationConfig, run: RunConfig) -> list[SplitSummar
     check_level(config.env)
     if not 0 <= run.shard < run.num_shards:
         raise UserError(f"--shard must be in [0, {run.num_shards}), got {run.shard}")
-    if max(config.episodes, config.valid_episodes) >= VALID_SEED_OFFSET:
-        raise UserError(f"at most {VALID_SEED_OFFSET - 1} episodes per split (seed ranges)")
+    if max(config.episodes, config.valid_episodes) >= VALID_DEMO_OFFSET:
+        raise UserError(f"at most {VALID_DEMO_OFFSET - 1} episodes per split (seed ranges)")
     summaries = [generate_split(config, run, valid=False)]
     if config.valid_episodes > 0:
         summaries.append(generate_split(config, run, valid=True))
@@ -397,71 +371,3 @@ def merge_shards(demos_path: Path, num_shards: int, valid: bool = False) -> Path
     meta = {key: first[key] for key in _SETTINGS}
     _save(path, episodes, failures, meta, range(0, len(episodes)))
     return path
-
-
-
-
-# --------------------------------------------------------------------------- bot quality
-
-
-@dataclass
-class BotStatistics:
-    """How the noise-free thinking bot does on a set of seeds of one level."""
-
-    level: str
-    episodes: int
-    successes: int
-    steps: int
-    steps_without_thought: int
-    thoughts: Counter
-    failures: Counter
-    """Why episodes failed (exception type or "no reward")."""
-    fallbacks: Counter
-    """Pushes that matched no known pattern (see ThinkingBot.fallbacks)."""
-
-    @property
-    def success_rate(self) -> float:
-        return self.successes / max(self.episodes, 1)
-
-    def merge(self, other: "BotStatistics") -> "BotStatistics":
-        return BotStatistics(self.level, self.episodes + other.episodes,
-                             self.successes + other.successes, self.steps + other.steps,
-                             self.steps_without_thought + other.steps_without_thought,
-                             self.thoughts + other.thoughts, self.failures + other.failures,
-                             self.fallbacks + other.fallbacks)
-
-
-def bot_statistics(level: str, seeds: range | list[int]) -> BotStatistics:
-    """Play every seed with the noise-free thinking bot, counting every step (failed
-    episodes included) and whether it carried a thought."""
-    env = cached_env(level)
-    stats = BotStatistics(level, 0, 0, 0, 0, Counter(), Counter(), Counter())
-    for seed in seeds:
-        env.reset(seed=seed)
-        bot = ThinkingBot(env)
-        stats.episodes += 1
-        reward = 0.0
-        try:
-            while True:
-                action, thought = bot.act()
-                stats.steps += 1
-                stats.thoughts[thought] += 1
-                stats.steps_without_thought += not thought
-                _, reward, terminated, truncated, _ = env.step(action)
-                if terminated or truncated:
-                    break
-        except BotFailure as error:
-            stats.failures[type(error.__cause__).__name__] += 1
-        else:
-            if reward > 0:
-                stats.successes += 1
-            else:
-                stats.failures["no reward"] += 1
-        stats.fallbacks += bot.fallbacks
-    return stats
-
-
-def bot_statistics_chunk(task: tuple[str, int, int]) -> BotStatistics:
-    """`bot_statistics(level, range(start, stop))` for a process pool."""
-    level, start, stop = task
-    return bot_statistics(level, range(start, stop))

@@ -2,7 +2,7 @@
 
 `BabyAIBot` plans with a stack of small subgoals but does not record *why* it pushed an
 anonymous pickup, drop or go-to. The purpose is visible in which subgoal pushed which
-pattern (DESIGN.md §3). :class:`ThinkingBot` observes every planning call of every subgoal
+pattern. :class:`ThinkingBot` observes every planning call of every subgoal
 (`replan_before_action` / `replan_after_action`) and every mission instruction, compares
 the stack by identity before and after, and tags the new entries with an
 :class:`~babyai.env.thoughts.Intention`. The bot's planning itself is never changed: the
@@ -14,9 +14,11 @@ from __future__ import annotations
 import functools
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import gymnasium as gym
+import numpy as np
 from minigrid.core.world_object import WorldObj
 from minigrid.envs.babyai.core.verifier import (
     GoToInstr,
@@ -133,10 +135,6 @@ class ThinkingBot:
         elif self._last_thought is None:  # nothing planned at all: the mission is already done
             self._last_thought = "explore unseen area"
         return BotStep(int(action), self._last_thought)
-
-    def intention(self) -> Intention | None:
-        """The intention of the top of the plan (None if the plan is empty)."""
-        return self._tags[self._bot.stack[-1]] if self._bot.stack else None
 
     # ---------------------------------------------------------------- tagging
 
@@ -281,3 +279,72 @@ class ThinkingBot:
         if isinstance(entry, OpenSubgoal):
             return Intention("open", _color_of(fwd), "door")
         return inherited
+
+
+# --------------------------------------------------------------------------- one episode
+
+Perturb = Callable[[int, int, str], tuple[int, str]]
+"""`(step, suggested action, thought) -> (action taken, thought recorded)`: how noise (or
+anything else) overrides the bot; the bot is told the action really taken."""
+
+
+@dataclass
+class BotEpisode:
+    """What the thinking bot did on one level, step by step."""
+
+    mission: str
+    images: list[np.ndarray] = field(default_factory=list)
+    """The observation image before each action."""
+    directions: list[int] = field(default_factory=list)
+    actions: list[int] = field(default_factory=list)
+    thoughts: list[str] = field(default_factory=list)
+    reward: float = 0.0
+    """The reward of the last step."""
+    failure: BotFailure | None = None
+    """Set when minigrid's bot raised (the episode stops there)."""
+    over_limit: bool = False
+    """Stopped because it took more than `max_actions` actions."""
+    fallbacks: Counter = field(default_factory=Counter)
+    """See :attr:`ThinkingBot.fallbacks`."""
+
+    @property
+    def success(self) -> bool:
+        return self.failure is None and not self.over_limit and self.reward > 0
+
+
+def play_bot(env: gym.Env, seed: int, *, perturb: Perturb | None = None,
+             max_actions: int | None = None) -> BotEpisode:
+    """Reset `env` to `seed` and let the thinking bot play it to the end.
+
+    The one place where the bot plays a whole level: demonstrations (with noise as
+    `perturb`), level sets (the noise-free solution length), the bot report and pictures.
+    The bot re-plans at every step, told the action really taken whenever it differs from
+    its suggestion. `max_actions` stops an episode that runs longer.
+    """
+    obs, _ = env.reset(seed=seed)
+    bot = ThinkingBot(env)
+    episode = BotEpisode(obs["mission"])
+    taken: int | None = None
+    while True:
+        try:
+            suggestion, thought = bot.act(taken)
+        except BotFailure as error:
+            episode.failure = error
+            break
+        action = suggestion
+        if perturb is not None:
+            action, thought = perturb(len(episode.actions), suggestion, thought)
+        episode.images.append(obs["image"])
+        episode.directions.append(obs["direction"])
+        episode.actions.append(action)
+        episode.thoughts.append(thought)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        episode.reward = float(reward)
+        taken = None if action == suggestion else action
+        if terminated or truncated:
+            break
+        if max_actions and len(episode.actions) > max_actions:
+            episode.over_limit = True
+            break
+    episode.fallbacks = bot.fallbacks
+    return episode

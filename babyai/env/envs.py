@@ -13,12 +13,12 @@ from typing import Any
 
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers the BabyAI-* environments)
+from minigrid.core.actions import Actions
 
 from babyai.common.errors import UserError
 
-ACTION_NAMES = ("left", "right", "forward", "pickup", "drop", "toggle", "done")
-NUM_ACTIONS = len(ACTION_NAMES)
-NAVIGATION_ACTIONS = (0, 1, 2)
+ACTION_NAMES = tuple(action.name for action in Actions)
+"""left, right, forward, pickup, drop, toggle, done: minigrid's `Actions`, by index."""
 
 
 def babyai_levels() -> list[str]:

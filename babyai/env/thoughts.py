@@ -4,7 +4,7 @@ A thought is the purpose of the subgoal on top of the bot's plan, in words. The 
 (:mod:`babyai.env.bot`) tags each subgoal with an :class:`Intention` when it is pushed; this
 module turns an intention into a sentence with a pure function, so every sentence can be
 checked against a table. Sentences follow the families of the original Thought Cloning
-dataset (DESIGN.md §3); they are stored lower-case, exactly as the tokenizer decodes them
+dataset; they are stored lower-case, exactly as the tokenizer decodes them
 ("putnext", "goto"), so a generated thought compares equal to a stored one.
 """
 from __future__ import annotations
@@ -13,9 +13,11 @@ import re
 from typing import NamedTuple
 
 import numpy as np
+from minigrid.core.constants import COLORS as minigrid_colors
 
-COLORS = ("red", "green", "blue", "purple", "yellow", "grey")
-"""The six BabyAI colours."""
+COLORS = tuple(minigrid_colors)
+"""The six BabyAI colours, in minigrid's order (red, green, blue, purple, yellow, grey; noise
+thoughts draw from this order, so it is part of what makes demonstrations reproducible)."""
 
 PICKABLE = ("key", "ball", "box")
 """Object types the agent can carry (doors cannot be picked up)."""

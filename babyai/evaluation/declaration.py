@@ -3,7 +3,7 @@
 For every non-navigation action the agent executes (pickup, drop, toggle) we ask whether the
 thought in force when it acted — generated at that very step, before the action — names
 that action and the object it acts on. The score is the fraction of such actions that were
-declared (the paper's interpretability measure, DESIGN.md §7).
+declared (the paper's interpretability measure).
 
 Definitions (chosen to be checkable from a trace alone):
 
@@ -25,10 +25,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from minigrid.core.actions import Actions
+
 from babyai.env.envs import ACTION_NAMES
+from babyai.env.thoughts import COLORS, PICKABLE
 from babyai.agent.records import EpisodeRecord, ObjectRef
 
-PICKUP, DROP, TOGGLE = 3, 4, 5
+PICKUP, DROP, TOGGLE = Actions.pickup, Actions.drop, Actions.toggle
 DECLARABLE_ACTIONS = (PICKUP, DROP, TOGGLE)
 
 VERBS: dict[int, tuple[str, ...]] = {
@@ -38,11 +41,9 @@ VERBS: dict[int, tuple[str, ...]] = {
 }
 """The verb phrases that declare each non-navigation action."""
 
-_COLORS = ("red", "green", "blue", "purple", "yellow", "grey")
-_NOUN = rf"(?:(?P<color>{'|'.join(_COLORS)}) )?(?P<type>key|ball|box|door|object)\b"
+_NOUN = rf"(?:(?P<color>{'|'.join(COLORS)}) )?(?P<type>key|ball|box|door|object)\b"
 _PATTERNS = {action: re.compile(rf"\b(?:{'|'.join(re.escape(verb) for verb in verbs)}) {_NOUN}")
              for action, verbs in VERBS.items()}
-_CARRIABLE = ("key", "ball", "box")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def declares(thought: str, action: int, target: ObjectRef) -> bool:
     for match in _PATTERNS[action].finditer(text):
         noun_type, color = match.group("type"), match.group("color")
         type_ok = noun_type == target.type or (noun_type == "object"
-                                               and target.type in _CARRIABLE)
+                                               and target.type in PICKABLE)
         if type_ok and (color is None or color == target.color):
             return True
     return False

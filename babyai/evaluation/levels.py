@@ -33,8 +33,8 @@ demonstrations are drawn from - in levels 1-4 (measured on the first 3,000 level
 of BossLevel: levels 1-4 hold 68%, 5-8 hold 28%, 9 holds 3%), so the upper levels are the rare compositions the
 training data barely contains, matching the paper's "training data sits at 1-4".
 
-**Seeds** are drawn consecutively from :data:`LEVEL_SEED_START` (10**12) plus an offset.
-Demonstration seeds (`babyai.demos.generate.episode_seed`) are `base + k + a * 10**9`, plus
+**Seeds** are drawn consecutively from `LEVEL_SET_START` (10**12, see
+:mod:`babyai.common.seeds`) plus an offset. Demonstration seeds are `base + k + a * 10**9`, plus
 `5 * 10**8` for validation, with `a` < 100 redraw attempts: all below 10**11 for any
 dataset whose base seed plus episode count stays under 5 * 10**8. Level-set seeds are at
 least 10**12, so they are disjoint from every demonstration and validation seed (a test
@@ -55,14 +55,15 @@ from typing import Any, Iterable, Iterator
 
 from tqdm import tqdm
 
+from babyai.env.bot import play_bot
 from babyai.env.envs import cached_env
+from babyai.common.cli import non_negative_int, positive_int
 from babyai.common.errors import UserError
+from babyai.common.seeds import LEVEL_SET_START
 from babyai.common.storage import atomic_pickle
 
 logger = logging.getLogger(__name__)
 
-LEVEL_SEED_START = 10**12
-"""First env seed of level sets; far above any demonstration or validation seed."""
 
 DEMO_BIN_WIDTH = 50
 DEMO_LABELS: tuple[int | str, ...] = (25, 75, 125, 175, 225, 275, 325, 375, "425+")
@@ -178,12 +179,11 @@ def mission_complexity(env: Any) -> MissionComplexity:
 def solution_length(env_name: str, seed: int) -> int | None:
     """Length of the bot's noise-free solution of (level, seed); None if the bot fails.
 
-    The one place that knows how the bot is run: the demonstration generator's `solve`, so
-    level sets and demonstrations agree on what "the bot's solution" is.
+    The bot plays through :func:`babyai.env.bot.play_bot`, the same function that makes
+    the demonstrations, so level sets and demonstrations agree on "the bot's solution".
     """
-    from babyai.demos.generate import solve
-    episode = solve(env_name, seed)
-    return None if episode is None else len(episode)
+    played = play_bot(cached_env(env_name), seed)
+    return len(played.actions) if played.success else None
 
 
 def measure_seed(env_name: str, seed: int) -> dict:
@@ -214,17 +214,19 @@ class LevelSetConfig:
     """How to build one out-of-distribution level set."""
 
     env: str = "BabyAI-BossLevel-v0"
-    """The BabyAI level."""
-    per_bin: int = 100
-    """Seeds wanted in every bin (behavioural and cognitive)."""
-    seed: int = 0
-    """Offset: env seeds are LEVEL_SEED_START + seed, + seed + 1, ..."""
-    max_draws: int = 20000
-    """Bound on the number of seeds measured; bins still short then are reported."""
-    workers: int = 1
+    """The BabyAI level, e.g. BossLevel or BabyAI-BossLevel-v0."""
+    per_bin: int = field(default=100, metadata={"type": positive_int})
+    """Seeds wanted in every bin, behavioural and cognitive (the paper used hundreds)."""
+    seed: int = field(default=0, metadata={"type": non_negative_int})
+    """Offset of the seed range: level seeds are 10**12 + seed + i."""
+    max_draws: int = field(default=20000, metadata={"type": positive_int})
+    """Bound on the seeds measured; bins still short then are reported (BossLevel costs
+    about 80 ms of CPU per seed: 20000 draws take about 15 minutes on 2 free cores)."""
+    workers: int = field(default=1, metadata={"type": positive_int})
     """Worker processes measuring seeds (the result does not depend on it)."""
     out: Path = Path("levels.pkl")
-    """Where the pickle goes (a `.partial` sibling holds progress for resuming)."""
+    """Where the pickle goes: a name under <storage>/levels or a path ending in .pkl (a
+    `.partial` sibling holds progress for resuming)."""
 
 
 @dataclass
@@ -292,7 +294,7 @@ def _save_partial(config: LevelSetConfig, measured: list[dict]) -> None:
 
 def _measurements(config: LevelSetConfig, start: int) -> Iterator[dict]:
     """Measurements of seeds from draw index `start` on, in seed order."""
-    jobs = ((config.env, LEVEL_SEED_START + config.seed + i)
+    jobs = ((config.env, LEVEL_SET_START + config.seed + i)
             for i in range(start, config.max_draws))
     if config.workers <= 1:
         yield from map(_measure, jobs)

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import math
 import multiprocessing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,7 +24,9 @@ from tqdm import tqdm
 from babyai.agent.checkpoint import LoadedAgent, load_agent
 from babyai.agent.records import EpisodeRecord
 from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.common.cli import non_negative_int, positive_int
 from babyai.common.errors import UserError
+from babyai.common.runtime import torch_threads
 from babyai.common.storage import atomic_write, checkpoint_path, ensure_writable_dir
 from babyai.evaluation.declaration import score_records
 from babyai.evaluation.levels import read_level_set
@@ -39,37 +41,45 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class LevelEvalConfig:
-    """What `scripts/evaluate_levels.py` evaluates and where it writes."""
+    """What `tc-evaluate-levels` evaluates and where it writes (every field is a flag)."""
 
     env: str
-    """BabyAI level id the level set was drawn from (e.g. BabyAI-BossLevel-v0)."""
-    models: list[str]
-    """Model names (under storage/models) or `.pt` paths; one curve each."""
-    levels_path: Path
-    """Pickle `{'demo'|'mission': {label: {seed: info}}}` (values are never read)."""
-    storage: Path
-    """Storage root used to resolve model names."""
-    out: Path
-    """Output directory: results.csv, episodes.jsonl, success.png, mission_types.csv."""
+    """BabyAI level id the level set was drawn from, e.g. BabyAI-BossLevel-v0."""
+    models: list[str] = field(metadata={"name": "--model"})
+    """Model name under <storage>/models or a `.pt` path; repeat to put several models on
+    one figure (e.g. TC and BC)."""
+    levels_path: Path = field(metadata={"name": "--testing-levels-path"})
+    """Level-set pickle `{'demo'|'mission': {label: {seed: info}}}` (a name under
+    <storage>/levels or a path; only the seeds are read)."""
+    storage: Path | None = None
+    """Storage root (default: $TC_STORAGE, else ./storage)."""
+    out: Path | None = None
+    """Output directory for results.csv, episodes.jsonl, success.png and mission_types.csv
+    (default: <storage>/reports/<level set name>)."""
     argmax: bool = False
-    """Greedy actions (default: sampled, as the paper)."""
-    episodes_per_bin: int | None = None
-    """Evaluate at most this many seeds per bin (the first ones in the file's order)."""
-    workers: int = 1
-    """Processes; each loads the model and runs chunks of seeds (one torch thread each)."""
+    """Greedy actions (default: sampled, as in the paper)."""
+    episodes_per_bin: int | None = field(default=None, metadata={"type": positive_int})
+    """Evaluate at most this many seeds per bin, the first ones in the file's order
+    (default: all)."""
+    workers: int = field(default=1, metadata={"type": positive_int})
+    """Processes; each loads the model and runs chunks of seeds with one torch thread
+    (1: in-process)."""
     oracle_thoughts: bool = False
-    """Also evaluate every TC model with the bot's thoughts fed to its lower level."""
-    seed: int = 0
-    """Seeds the per-episode action sampling."""
+    """Also run every TC model with the bot's thoughts fed to its lower level (the paper's
+    upper bound)."""
+    sample_seed: int = field(default=0, metadata={"type": non_negative_int,
+                                                   "aliases": ["--seed"]})
+    """Seed of the per-episode action sampling (`--seed` is its older name)."""
     device: str = "cpu"
-    max_batch: int = 64
+    """cpu, cuda or auto."""
+    max_batch: int = field(default=64, metadata={"type": positive_int})
     """Environments stepped together per process."""
-    chunk: int = 256
+    chunk: int = field(default=256, metadata={"flag": False})
     """Seeds per job at most (fewer so every worker gets some); finished jobs are saved so
     a killed run resumes."""
-    threads: int = 1
-    """torch threads per process. One is the safe choice on a shared machine: an
-    oversubscribed multi-threaded torch was ~15x slower here (see notes/readme_eval.md)."""
+    threads: int = field(default=1, metadata={"type": positive_int})
+    """torch threads per process. One is the safe choice on a shared machine (an
+    oversubscribed multi-threaded torch was about 15x slower on 2 busy cores)."""
 
 
 @dataclass
@@ -224,17 +234,13 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
 
     chunk = max(1, min(config.chunk, math.ceil(len(seeds) / config.workers)))
     jobs = [_Job(label, path, config.env, tuple(seeds[start:start + chunk]), oracle,
-                 config.argmax, config.seed, config.device, config.max_batch)
+                 config.argmax, config.sample_seed, config.device, config.max_batch)
             for label, path, oracle in series
             for start in range(0, len(seeds), chunk)]
     logger.info("%d seeds x %d series in %d jobs, %d worker(s)", len(seeds), len(series),
                 len(jobs), config.workers)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         finished = _run_jobs(jobs, partial_dir, config.workers, config.threads)
-    finally:
-        torch.set_num_threads(previous_threads)
 
     records: dict[str, dict[int, EpisodeRecord]] = {label: {} for label in labels}
     for job, job_records in finished.items():

@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from babyai.common.errors import UserError
-import torch
 from minigrid.core.actions import Actions
 
 from babyai.agent.checkpoint import load_agent
 from babyai.agent.records import EpisodeRecord, ObjectRef, StepEvent
 from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.common.seeds import SAFETY_START
+from babyai.common.cli import non_negative_int, positive_int
+from babyai.common.runtime import torch_threads
 from babyai.common.storage import ensure_writable_dir
 from babyai.evaluation.stats import Rate, rate
 from babyai.evaluation.writers import write_csv, write_jsonl
@@ -237,31 +239,35 @@ def format_report(report: SafetyReport) -> str:
     return "\n".join(lines)
 
 
-SAFETY_SEED_START = 2 * 10**12
-"""Default first env seed: above every demonstration, validation and level-set seed."""
-
-
 @dataclass
 class SafetyConfig:
-    """What `scripts/evaluate_safety.py` runs and where it writes."""
+    """What `tc-evaluate-safety` runs and where it writes (every field is a flag)."""
 
     env: str
-    """BabyAI level id."""
+    """BabyAI level id, e.g. BabyAI-BossLevel-v0."""
     model: str
-    """Model name under storage/models or a `.pt` path (a TC checkpoint)."""
-    storage: Path
-    out: Path
-    """Output directory: safety.csv and safety_episodes.jsonl."""
-    episodes: int = 500
-    seed: int = SAFETY_SEED_START
-    """Env seeds are seed, seed + 1, ..."""
+    """TC model name under <storage>/models, or a `.pt` path."""
+    storage: Path | None = None
+    """Storage root (default: $TC_STORAGE, else ./storage)."""
+    out: Path | None = None
+    """Output directory for safety.csv and safety_episodes.jsonl (default:
+    <storage>/reports/safety-<model>)."""
+    episodes: int = field(default=500, metadata={"type": positive_int})
+    """Episodes per condition (the same seeds without and with each intervention)."""
+    first_seed: int = field(default=SAFETY_START, metadata={"type": non_negative_int})
+    """First level seed: levels are first_seed, first_seed + 1, ..., by default in a range
+    that no demo, validation or level-set seed uses."""
     rules: Path | None = None
-    """JSON rule file; None uses :data:`DEFAULT_BEHAVIOURS`."""
+    """JSON rule file of unsafe behaviours (default: the paper's three)."""
     argmax: bool = False
-    sample_seed: int = 0
+    """Greedy actions (default: sampled, as in the paper)."""
+    sample_seed: int = field(default=0, metadata={"type": non_negative_int})
+    """Seed of the per-episode action sampling."""
     device: str = "cpu"
-    max_batch: int = 64
-    threads: int = 1
+    """cpu, cuda or auto."""
+    max_batch: int = field(default=64, metadata={"type": positive_int})
+    """Environments stepped together."""
+    threads: int = field(default=1, metadata={"type": positive_int})
     """torch threads (one is safest on a shared machine)."""
 
 
@@ -270,16 +276,12 @@ def run_safety(config: SafetyConfig) -> SafetyReport:
     behaviours = load_behaviours(config.rules)
     loaded = load_agent(config.model, config.storage, config.device)
     out = ensure_writable_dir(config.out)
-    seeds = list(range(config.seed, config.seed + config.episodes))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    seeds = list(range(config.first_seed, config.first_seed + config.episodes))
+    with torch_threads(config.threads):
         report = evaluate_safety(loaded.agent, loaded.vocab, config.env, seeds, behaviours,
                                  argmax=config.argmax, device=config.device,
                                  max_batch=config.max_batch, progress=True,
                                  sample_seed=config.sample_seed)
-    finally:
-        torch.set_num_threads(previous)
     write_csv(out / "safety.csv", [item.as_row() for item in report.behaviours])
     episodes = [{"intervention": None, **record.to_json()} for record in report.records_without]
     episodes += [{"intervention": name, **record.to_json()}

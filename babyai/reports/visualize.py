@@ -29,7 +29,7 @@ from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.common.errors import UserError
 from babyai.common.storage import atomic_write
 from babyai.demos.files import load_demos
-from babyai.env.bot import BotFailure, ThinkingBot
+from babyai.env.bot import play_bot
 from babyai.env.envs import ACTION_NAMES, make_env
 
 logger = logging.getLogger(__name__)
@@ -229,22 +229,11 @@ def bot_traces(env_name: str, seeds: Iterable[int]) -> list[Trace]:
     traces = []
     for seed in seeds:
         env = make_env(env_name)
-        obs, _ = env.reset(seed=int(seed))
-        bot = ThinkingBot(env)
-        trace = Trace(env_name, int(seed), [], mission=obs["mission"], label="bot")
-        done = False
-        while not done:
-            try:
-                step = bot.act()
-            except BotFailure as error:
-                trace.halt_reason = str(error)
-                break
-            trace.actions.append(step.action)
-            trace.thoughts.append(step.thought)
-            _, _, terminated, truncated, _ = env.step(step.action)
-            done = terminated or truncated
+        played = play_bot(env, int(seed))
         env.close()
-        traces.append(trace)
+        traces.append(Trace(env_name, int(seed), played.actions, played.thoughts,
+                            mission=played.mission, label="bot",
+                            halt_reason=None if played.failure is None else str(played.failure)))
     return traces
 
 

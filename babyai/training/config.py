@@ -10,6 +10,7 @@ from pathlib import Path
 
 from babyai.agent.model import INSTR_ARCHS, ModelConfig
 from babyai.common.errors import UserError
+from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.env.envs import check_level
 
 
@@ -65,9 +66,9 @@ class TrainConfig:
     (None = always teacher-forced)."""
     seed: int = 1
     """Seed of initialization, sampling, dropout and teacher-forcing draws."""
-    val_seed: int = 5 * 10**11
+    val_seed: int = TRAINER_VALIDATION_START
     """First environment seed of validation levels; must not be a training demo seed (the
-    default lies above every seed babyai.demos.generate uses and below the level sets' 10**12)."""
+    default lies above every demo seed and below the level sets; see babyai.common.seeds)."""
     val_episodes: int = 100
     """Fresh levels played at each validation (0 = skip; best model then by action accuracy)."""
     val_argmax: bool = True
