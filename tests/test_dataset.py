@@ -62,22 +62,17 @@ def test_windows_cover_every_step_including_the_last_partial_one(dataset, episod
     batch = dataset.batch(range(10))
     windows = list(batch.windows(4, "cpu"))
     assert len(windows) == -(-batch.horizon // 4)
-    assert sum(int(w.valid.sum()) for w in windows) == batch.num_steps == dataset.num_steps
-    assert sum(sum(w.active) for w in windows) == batch.num_steps
+    assert sum(sum(w.active) for w in windows) == batch.num_steps == dataset.num_steps
     assert windows[0].starts[0].all() and not windows[0].starts[1:].any()
     assert not any(w.starts.any() for w in windows[1:])
     for w in windows:
         assert w.images.dtype == torch.long and w.images.shape[1:] == (10, 7, 7, 3)
-        # padded steps carry no thought; real steps start with <s>
-        assert (w.thoughts[~w.valid] == PAD).all()
-        assert (w.thoughts[w.valid][:, 0] != PAD).all()
-
-
-def test_sub_batch_of_rows_keeps_order_and_trims(dataset):
-    batch = dataset.batch(range(10))
-    half = batch.rows(slice(1, None, 2))
-    assert list(half.episodes) == list(batch.episodes[1::2])
-    assert half.horizon == half.lengths.max() <= batch.horizon
+        # padded steps carry no thought; real steps (a prefix of each step's rows) start with <s>
+        valid = torch.zeros_like(w.starts)
+        for t, active in enumerate(w.active):
+            valid[t, :active] = True
+        assert (w.thoughts[~valid] == PAD).all()
+        assert (w.thoughts[valid][:, 0] != PAD).all()
 
 
 def test_sampler_is_without_replacement_across_epochs_and_resumable():
@@ -88,7 +83,6 @@ def test_sampler_is_without_replacement_across_epochs_and_resumable():
     resumed = EpochSampler(10, 4, seed=3)
     resumed.load_state_dict({**sampler.state_dict(), "position": 8})
     np.testing.assert_array_equal(resumed.next_epoch(), first[8:12])
-    np.testing.assert_array_equal(EpochSampler(10, 4, seed=3).epoch(2), first[8:12])
     assert EpochSampler(10, 0, seed=3).epoch_length == 10
     with pytest.raises(UserError):
         resumed.load_state_dict({**sampler.state_dict(), "num_episodes": 11})

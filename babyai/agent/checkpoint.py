@@ -50,7 +50,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        # Our own files hold numpy/python RNG states for resuming, hence weights_only=False.
+        # Our own files hold optimizer, sampler and counter state (plain Python objects
+        # beside the tensors), hence weights_only=False.
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # any failure to deserialize means the file is unusable
         raise UserError(f"cannot read checkpoint {path}: corrupt or not a checkpoint "

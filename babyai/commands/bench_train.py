@@ -31,7 +31,9 @@ import torch
 from babyai.common.flags import Parser
 from babyai.common.cli import positive_int, run
 from babyai.demos.files import save_demos
+from babyai.demos.generate import generate_episode
 from babyai.env.envs import make_env
+from babyai.env.thoughts import random_thought
 from babyai.demos.episode import Episode
 from babyai.training.config import TrainConfig
 from babyai.training.trainer import Trainer
@@ -45,7 +47,6 @@ ENV = "BabyAI-BossLevel-v0"
 
 def synthetic_episodes(count: int, seed: int) -> list[Episode]:
     """BossLevel missions with random observations, realistic lengths and plausible thoughts."""
-    from babyai.env.thoughts import random_thought
     rng = np.random.default_rng(seed)
     env = make_env(ENV)
     episodes = []
@@ -65,7 +66,6 @@ def synthetic_episodes(count: int, seed: int) -> list[Episode]:
 
 
 def bot_episodes(count: int, seed: int) -> list[Episode]:
-    from babyai.demos.generate import generate_episode
     episodes, candidate = [], seed
     while len(episodes) < count:
         episode = generate_episode(ENV, candidate, noise_rate=0.01)

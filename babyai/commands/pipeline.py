@@ -15,7 +15,8 @@ from typing import Sequence
 
 from babyai.common import flags
 from babyai.common.cli import run
-from babyai.pipeline.pipeline import PipelineConfig, run_pipeline
+from babyai.pipeline.config import PipelineConfig
+from babyai.pipeline.pipeline import run_pipeline
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -123,27 +123,35 @@ def ensure_writable_dir(directory: Path) -> Path:
     return directory
 
 
-def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
-    """Write a file atomically: `write(fileobj)` into a temp file, fsync, rename over `path`.
-
-    A crash at any moment leaves either the old file or the new one, never a torn file.
+def atomic_write_path(path: Path, write_to: Callable[[Path], None], suffix: str = ".tmp") -> None:
+    """Write a file atomically through a path: `write_to(tmp)` fills a temp file beside
+    `path` (named with `suffix`, for writers that infer the format), then it is renamed over
+    `path`. A crash at any moment leaves either the old file or the new one, never a torn file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
     try:
-        with os.fdopen(fd, mode) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_to(Path(tmp_name))
         os.replace(tmp_name, path)
     except BaseException:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    """Write a file atomically: `write(fileobj)` into a temp file, fsync, rename over `path`."""
+    def write_to(tmp: Path) -> None:
+        with open(tmp, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    atomic_write_path(path, write_to)
 
 
 def atomic_pickle(path: Path, obj: Any) -> None:

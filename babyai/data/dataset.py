@@ -210,7 +210,6 @@ class Window(NamedTuple):
         actions: [R, B] long demonstrated actions (0 on padded steps).
         thoughts: [R, B, Lt] long `<s> words </s>` thought tokens, PAD-padded (all PAD on
             padded steps); Lt is the longest thought of the window.
-        valid: [R, B] bool, True on real steps.
         starts: [R, B] bool, True where an episode starts (memory must be reset).
         active: R ints, number of valid rows of each step (they are a prefix of the batch).
         has_start: R bools, whether any row of the step starts an episode (host-side copy
@@ -220,7 +219,6 @@ class Window(NamedTuple):
     images: torch.Tensor
     actions: torch.Tensor
     thoughts: torch.Tensor
-    valid: torch.Tensor
     starts: torch.Tensor
     active: list[int]
     has_start: list[bool]
@@ -261,17 +259,6 @@ class Batch:
     def num_steps(self) -> int:
         return int(self.lengths.sum())
 
-    def rows(self, selection: slice | np.ndarray) -> "Batch":
-        """A sub-batch of some episodes (e.g. one rank's share); keeps the longest-first order."""
-        lengths = self.lengths[selection]
-        horizon = int(lengths.max()) if len(lengths) else 0
-        missions = self.missions[selection]
-        width = max(int((missions != PAD).sum(axis=1).max()) if len(missions) else 1, 1)
-        return Batch(self.images[:horizon, selection], self.actions[:horizon, selection],
-                     self.thought_rows[:horizon, selection], self.valid[:horizon, selection],
-                     missions[:, :width], self.thought_table, self.episodes[selection],
-                     self.seeds[selection], lengths)
-
     def mission_tensor(self, device: torch.device | str) -> torch.Tensor:
         return torch.from_numpy(self.missions).to(device)
 
@@ -289,7 +276,6 @@ class Batch:
                 images=torch.from_numpy(self.images[start:stop]).to(device).long(),
                 actions=torch.from_numpy(self.actions[start:stop]).to(device),
                 thoughts=torch.from_numpy(np.ascontiguousarray(thoughts[..., :width])).to(device),
-                valid=torch.from_numpy(valid).to(device),
                 starts=torch.from_numpy(starts).to(device),
                 active=valid.sum(axis=1).tolist(),
                 has_start=starts.any(axis=1).tolist(),
@@ -332,10 +318,6 @@ class EpochSampler:
             out[filled:filled + take] = self._permutation(pass_index)[offset:offset + take]
             filled += take
         return out
-
-    def epoch(self, epoch: int) -> np.ndarray:
-        """Episode indices of epoch `epoch` (0-based)."""
-        return self.indices_at(epoch * self.epoch_length, self.epoch_length)
 
     def next_epoch(self) -> np.ndarray:
         """The episodes at the current position; advances the position by one epoch."""

@@ -1,12 +1,14 @@
-"""One demonstration episode as a record, and its original tuple layout at the edge."""
+"""One demonstration episode as a record (images unpacked, or kept blosc-compressed), and the
+one codec of the original tuple layout `(mission, blosc images, directions, actions,
+thoughts, seed)`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import blosc
 import numpy as np
 
-from babyai.common.errors import UserError
 
 
 @dataclass
@@ -50,16 +52,54 @@ class Episode:
 
     def to_original(self) -> tuple:
         """The original dataset's tuple: (mission, blosc images, directions, actions, thoughts, seed)."""
-        return (self.mission, blosc.pack_array(self.images), self.directions.tolist(),
-                self.actions.tolist(), list(self.thoughts), self.seed)
+        return PackedEpisode.pack(self).to_original()
 
     @classmethod
     def from_original(cls, record: tuple | list) -> "Episode":
         """Read one tuple of the original layout (images blosc-packed or raw)."""
+        return PackedEpisode.from_original(record).unpack()
+
+
+@dataclass
+class PackedEpisode:
+    """An :class:`Episode` whose images stay blosc-compressed until :meth:`unpack`."""
+
+    mission: str
+    packed_images: bytes
+    directions: np.ndarray
+    actions: np.ndarray
+    thoughts: list[str]
+    seed: int
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def unpack(self) -> Episode:
+        return Episode(self.mission, blosc.unpack_array(self.packed_images), self.directions,
+                       self.actions, self.thoughts, self.seed)
+
+    @classmethod
+    def pack(cls, episode: Episode) -> "PackedEpisode":
+        return cls(episode.mission, blosc.pack_array(episode.images), episode.directions,
+                   episode.actions, episode.thoughts, episode.seed)
+
+    def to_original(self) -> tuple:
+        """The original tuple layout."""
+        return (self.mission, self.packed_images, self.directions.tolist(),
+                self.actions.tolist(), list(self.thoughts), self.seed)
+
+    @classmethod
+    def from_original(cls, record: Sequence) -> "PackedEpisode":
+        """The one reader of the original tuple layout; a malformed record is a ValueError."""
         if not isinstance(record, (tuple, list)) or len(record) != 6:
-            raise UserError("not a demonstration record: expected a 6-tuple "
-                            "(mission, images, directions, actions, thoughts, seed)")
+            raise ValueError("expected a 6-tuple (mission, images, directions, actions, "
+                             "thoughts, seed)")
         mission, images, directions, actions, thoughts, seed = record
-        if isinstance(images, (bytes, bytearray)):
-            images = blosc.unpack_array(bytes(images))
-        return cls(mission, images, directions, actions, thoughts, seed)
+        if not isinstance(images, (bytes, bytearray)):
+            images = blosc.pack_array(np.asarray(images, dtype=np.uint8))
+        episode = cls(str(mission), bytes(images), np.asarray(directions, dtype=np.int64),
+                      np.asarray(actions, dtype=np.int64), list(thoughts), int(seed))
+        if not len(episode.directions) == len(episode.actions) == len(episode.thoughts):
+            raise ValueError(f"episode with seed {seed}: directions, actions and thoughts "
+                             "have different lengths")
+        return episode

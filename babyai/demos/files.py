@@ -20,63 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import blosc
-import numpy as np
 
-from babyai.demos.episode import Episode
+from babyai.demos.episode import Episode, PackedEpisode
 from babyai.common.errors import UserError
 from babyai.common.storage import atomic_pickle
 
 FORMAT_NAME = "thought-cloning-demos"
 FORMAT_VERSION = 1
-
-
-@dataclass
-class PackedEpisode:
-    """An :class:`Episode` whose images stay blosc-compressed until :meth:`unpack`."""
-
-    mission: str
-    packed_images: bytes
-    directions: np.ndarray
-    actions: np.ndarray
-    thoughts: list[str]
-    seed: int
-
-    def __len__(self) -> int:
-        return len(self.actions)
-
-    def unpack(self) -> Episode:
-        return Episode(self.mission, blosc.unpack_array(self.packed_images), self.directions,
-                       self.actions, self.thoughts, self.seed)
-
-    def images(self) -> np.ndarray:
-        """[T, 7, 7, 3] uint8 observation codes."""
-        return blosc.unpack_array(self.packed_images)
-
-    @classmethod
-    def pack(cls, episode: Episode) -> "PackedEpisode":
-        return cls(episode.mission, blosc.pack_array(episode.images), episode.directions,
-                   episode.actions, episode.thoughts, episode.seed)
-
-    def to_original(self) -> tuple:
-        """The original tuple layout."""
-        return (self.mission, self.packed_images, self.directions.tolist(),
-                self.actions.tolist(), list(self.thoughts), self.seed)
-
-    @classmethod
-    def from_original(cls, record: Sequence) -> "PackedEpisode":
-        if not isinstance(record, (tuple, list)) or len(record) != 6:
-            raise ValueError("expected a 6-tuple (mission, images, directions, actions, "
-                             "thoughts, seed)")
-        mission, images, directions, actions, thoughts, seed = record
-        if not isinstance(images, (bytes, bytearray)):
-            images = blosc.pack_array(np.asarray(images, dtype=np.uint8))
-        episode = cls(str(mission), bytes(images), np.asarray(directions, dtype=np.int64),
-                      np.asarray(actions, dtype=np.int64), list(thoughts), int(seed))
-        if not len(episode.directions) == len(episode.actions) == len(episode.thoughts):
-            raise ValueError(f"episode with seed {seed}: directions, actions and thoughts "
-                             "have different lengths")
-        return episode
 
 
 @dataclass
@@ -87,19 +37,21 @@ class DemoFile:
     meta: dict
 
 
+def _original_records(episodes: Iterable[PackedEpisode | Episode]) -> list[tuple]:
+    return [episode.to_original() for episode in episodes]
+
+
 def save_demos(path: str | os.PathLike, episodes: Iterable[PackedEpisode | Episode],
                meta: dict | None = None) -> None:
     """Write episodes in our format, atomically (a crash leaves the previous file intact)."""
-    records = [(e if isinstance(e, PackedEpisode) else PackedEpisode.pack(e)).to_original()
-               for e in episodes]
+    records = _original_records(episodes)
     atomic_pickle(Path(path), {"format": FORMAT_NAME, "version": FORMAT_VERSION,
                                "meta": dict(meta or {}), "episodes": records})
 
 
 def save_original(path: str | os.PathLike, episodes: Iterable[PackedEpisode | Episode]) -> None:
     """Write episodes in the original layout (a bare pickled list of tuples)."""
-    records = [(e if isinstance(e, PackedEpisode) else PackedEpisode.pack(e)).to_original()
-               for e in episodes]
+    records = _original_records(episodes)
     atomic_pickle(Path(path), records)
 
 

@@ -8,30 +8,8 @@ A level set is a pickle in the original layout::
 Evaluation only needs the seeds (the inner keys); `info` records why a seed is where it is:
 the bot's noise-free solution length, the mission, its complexity and its cognitive level.
 
-**Behavioural difficulty** is the length of the bot's noise-free solution, in bins of 50
-steps labelled by their centres 25, 75, ..., 375 and `'425+'` for everything from 400 on.
-
-**Cognitive difficulty** is the complexity of the mission, measured on its instruction tree
-(`env.unwrapped.instrs`) right after `reset`. It counts the things an agent must keep in
-mind that the level does not lay out for it, one point each:
-
-* every primitive instruction (GoTo, Open, Pickup): 1; PutNext: 2, because it is a pickup
-  and a placement relative to a second object;
-* every conjunction (`and`): 1, two goals held at once in either order;
-* every sequencing clause (`before` / `after` / `then`): 1, an order to respect;
-* every object description with a relative location ("on your left", "behind you"): 1,
-  since it refers to the agent's pose at the start and must be remembered as the agent moves;
-* a locked door the bot must unlock: 1, an unstated subgoal (find the key, unlock). It is
-  *must* when every object that could satisfy some primitive lies inside the locked room
-  (or, for `open`, every matching door is locked).
-
-The level is that sum clipped to 1-9. Why this shape: it grows with the structure the paper
-varies (how many sub-missions, how they are sequenced, how specific the descriptions are,
-whether a hidden unlock is needed), it is computed from the mission alone (cheap: a reset,
-no bot run), and on BossLevel it puts about 70% of missions - the distribution the
-demonstrations are drawn from - in levels 1-4 (measured on the first 3,000 level-set seeds
-of BossLevel: levels 1-4 hold 68%, 5-8 hold 28%, 9 holds 3%), so the upper levels are the rare compositions the
-training data barely contains, matching the paper's "training data sits at 1-4".
+The two difficulties (behavioural: the bot's solution length; cognitive: the mission's
+complexity) are defined in :mod:`babyai.evaluation.difficulty`.
 
 **Seeds** are drawn consecutively from `LEVEL_SET_START` (10**12, see
 :mod:`babyai.common.seeds`) plus an offset. Demonstration seeds are `base + k + a * 10**9`, plus
@@ -49,158 +27,24 @@ import multiprocessing
 import numbers
 import pickle
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Iterator
 
 from tqdm import tqdm
 
-from babyai.env.bot import play_bot
-from babyai.env.envs import cached_env
 from babyai.common.cli import non_negative_int, positive_int
 from babyai.common.errors import UserError
 from babyai.common.seeds import LEVEL_SET_START
 from babyai.common.storage import atomic_pickle
+from babyai.evaluation.difficulty import (BEHAVIOURAL, COGNITIVE, DEMO_LABELS, DIFFICULTY_KINDS,
+                                          DIFFICULTY_TITLES, MISSION_LABELS, in_training_range,
+                                          measure_seed)
 
 logger = logging.getLogger(__name__)
 
 
-DEMO_BIN_WIDTH = 50
-DEMO_LABELS: tuple[int | str, ...] = (25, 75, 125, 175, 225, 275, 325, 375, "425+")
-MISSION_LABELS: tuple[int, ...] = tuple(range(1, 10))
-
-PAPER_TRAIN_STEPS = (15, 150)
-"""The paper's training data covers roughly these solution lengths ..."""
-PAPER_TRAIN_COGNITIVE = (1, 4)
-"""... and these cognitive levels."""
-
 PARTIAL_VERSION = 1
-
-
-# --------------------------------------------------------------------------- binning
-
-def demo_bin(length: int) -> int | str:
-    """The behavioural-difficulty label of a solution of `length` steps."""
-    if length < 0:
-        raise ValueError(f"solution length must be >= 0, got {length}")
-    index = length // DEMO_BIN_WIDTH
-    if index >= len(DEMO_LABELS) - 1:
-        return DEMO_LABELS[-1]
-    return DEMO_LABELS[index]
-
-
-@dataclass(frozen=True)
-class MissionComplexity:
-    """The parts of a mission's cognitive difficulty (see the module docstring)."""
-
-    primitives: int
-    """Number of GoTo/Open/Pickup/PutNext instructions."""
-    putnext: int
-    """How many of them are PutNext (each counts one extra point)."""
-    conjunctions: int
-    """Number of `and` nodes."""
-    sequences: int
-    """Number of `before`/`after` nodes."""
-    locations: int
-    """Number of object descriptions with a relative location."""
-    must_unlock: int
-    """1 if the mission cannot be done without unlocking the locked door, else 0."""
-
-    @property
-    def raw(self) -> int:
-        """The unclipped sum of points."""
-        return (self.primitives + self.putnext + self.conjunctions + self.sequences
-                + self.locations + self.must_unlock)
-
-    @property
-    def level(self) -> int:
-        """Cognitive difficulty 1-9."""
-        return max(MISSION_LABELS[0], min(MISSION_LABELS[-1], self.raw))
-
-
-def _primitives(instr: Any) -> list[Any]:
-    from minigrid.envs.babyai.core.verifier import SeqInstr
-    if isinstance(instr, SeqInstr):
-        return _primitives(instr.instr_a) + _primitives(instr.instr_b)
-    return [instr]
-
-
-def _count_nodes(instr: Any, kind: type) -> int:
-    from minigrid.envs.babyai.core.verifier import SeqInstr
-    own = int(isinstance(instr, kind))
-    if isinstance(instr, SeqInstr):
-        return own + _count_nodes(instr.instr_a, kind) + _count_nodes(instr.instr_b, kind)
-    return own
-
-
-def _descriptions(primitive: Any) -> list[Any]:
-    from minigrid.envs.babyai.core.verifier import PutNextInstr
-    if isinstance(primitive, PutNextInstr):
-        return [primitive.desc_move, primitive.desc_fixed]
-    return [primitive.desc]
-
-
-def _needs_unlock(primitive: Any, locked_room: Any) -> bool:
-    """Whether every way to satisfy `primitive` goes through the locked door."""
-    from minigrid.envs.babyai.core.verifier import OpenInstr
-    if locked_room is None:
-        return False
-    if isinstance(primitive, OpenInstr):
-        doors = primitive.desc.obj_set
-        return bool(doors) and all(getattr(door, "is_locked", False) for door in doors)
-    for desc in _descriptions(primitive):
-        inside = [obj.type != "door" and locked_room.pos_inside(*pos)
-                  for obj, pos in zip(desc.obj_set, desc.obj_poss)]
-        if inside and all(inside):
-            return True
-    return False
-
-
-def mission_complexity(env: Any) -> MissionComplexity:
-    """Measure the mission of a freshly reset BabyAI level (its `instrs` tree)."""
-    from minigrid.envs.babyai.core.verifier import (AfterInstr, AndInstr, BeforeInstr,
-                                                    PutNextInstr)
-    level = env.unwrapped
-    instrs = level.instrs
-    primitives = _primitives(instrs)
-    locked_room = getattr(level, "locked_room", None)
-    return MissionComplexity(
-        primitives=len(primitives),
-        putnext=sum(isinstance(p, PutNextInstr) for p in primitives),
-        conjunctions=_count_nodes(instrs, AndInstr),
-        sequences=_count_nodes(instrs, BeforeInstr) + _count_nodes(instrs, AfterInstr),
-        locations=sum(desc.loc is not None for p in primitives for desc in _descriptions(p)),
-        must_unlock=int(any(_needs_unlock(p, locked_room) for p in primitives)),
-    )
-
-
-# --------------------------------------------------------------------------- measuring a seed
-
-def solution_length(env_name: str, seed: int) -> int | None:
-    """Length of the bot's noise-free solution of (level, seed); None if the bot fails.
-
-    The bot plays through :func:`babyai.env.bot.play_bot`, the same function that makes
-    the demonstrations, so level sets and demonstrations agree on "the bot's solution".
-    """
-    played = play_bot(cached_env(env_name), seed)
-    return len(played.actions) if played.success else None
-
-
-def measure_seed(env_name: str, seed: int) -> dict:
-    """Everything a level set records about one seed (a plain dict, so the pickle is portable)."""
-    env = cached_env(env_name)
-    obs, _ = env.reset(seed=seed)
-    complexity = mission_complexity(env)
-    length = solution_length(env_name, seed)
-    return {
-        "seed": seed,
-        "mission": obs["mission"],
-        "length": length,
-        "solved": length is not None,
-        "demo_bin": None if length is None else demo_bin(length),
-        "cognitive": complexity.level,
-        "complexity": asdict(complexity),
-    }
 
 
 def _measure(job: tuple[str, int]) -> dict:
@@ -261,8 +105,8 @@ def normalize_env_name(name: str) -> str:
 
 
 def empty_level_set() -> dict:
-    return {"demo": {label: {} for label in DEMO_LABELS},
-            "mission": {label: {} for label in MISSION_LABELS}}
+    return {BEHAVIOURAL: {label: {} for label in DEMO_LABELS},
+            COGNITIVE: {label: {} for label in MISSION_LABELS}}
 
 
 def _partial_path(out: Path) -> Path:
@@ -316,8 +160,8 @@ def build_level_set(config: LevelSetConfig, progress: bool = True,
     if measured:
         logger.info("resuming: %d seeds already measured", len(measured))
     result = LevelSetResult(levels=empty_level_set(), draws=0, unsolved=0,
-                            population={"demo": {label: 0 for label in DEMO_LABELS},
-                                        "mission": {label: 0 for label in MISSION_LABELS}},
+                            population={BEHAVIOURAL: {label: 0 for label in DEMO_LABELS},
+                                        COGNITIVE: {label: 0 for label in MISSION_LABELS}},
                             per_bin=config.per_bin)
 
     def full() -> bool:
@@ -329,7 +173,7 @@ def build_level_set(config: LevelSetConfig, progress: bool = True,
         if not info["solved"]:
             result.unsolved += 1
             return
-        for kind, label in (("demo", info["demo_bin"]), ("mission", info["cognitive"])):
+        for kind, label in ((BEHAVIOURAL, info["demo_bin"]), (COGNITIVE, info["cognitive"])):
             result.population[kind][label] += 1
             if len(result.levels[kind][label]) < config.per_bin:
                 result.levels[kind][label][info["seed"]] = info
@@ -390,7 +234,7 @@ def read_level_set(path: str | Path) -> dict:
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ModuleNotFoundError,
             ValueError) as error:
         raise UserError(f"cannot read level set {path}: {error}") from error
-    if not isinstance(levels, dict) or not levels or not set(levels) <= {"demo", "mission"}:
+    if not isinstance(levels, dict) or not levels or not set(levels) <= set(DIFFICULTY_KINDS):
         raise UserError(f"{path} is not a level set: expected a dict with keys 'demo' "
                         "and/or 'mission'")
     for kind, bins in levels.items():
@@ -406,36 +250,17 @@ def read_level_set(path: str | Path) -> dict:
     return levels
 
 
-def iter_seeds(levels: dict) -> Iterable[tuple[str, Any, int]]:
-    """(kind, label, seed) for every seed of a level set, in a stable order."""
-    for kind in ("demo", "mission"):
-        for label, seeds in levels.get(kind, {}).items():
-            for seed in seeds:
-                yield kind, label, seed
-
-
-def _in_training(kind: str, label: Any) -> bool:
-    if kind == "mission":
-        return PAPER_TRAIN_COGNITIVE[0] <= label <= PAPER_TRAIN_COGNITIVE[1]
-    if label == DEMO_LABELS[-1]:
-        return False
-    low, high = label - DEMO_BIN_WIDTH // 2, label + DEMO_BIN_WIDTH // 2
-    return low < PAPER_TRAIN_STEPS[1] and high > PAPER_TRAIN_STEPS[0]
-
-
 def format_table(result: LevelSetResult) -> str:
     """Counts per bin, where ordinary draws (the training distribution) fall, and shortfalls."""
     lines = []
-    titles = {"demo": "behavioural difficulty (bot solution length, steps)",
-              "mission": "cognitive difficulty (mission complexity)"}
-    for kind in ("demo", "mission"):
+    for kind in DIFFICULTY_KINDS:
         total = sum(result.population[kind].values()) or 1
-        lines.append(titles[kind])
+        lines.append(DIFFICULTY_TITLES[kind])
         lines.append(f"  {'bin':>6} {'kept':>6} {'wanted':>6} {'share of draws':>15}  note")
         for label, seeds in result.levels[kind].items():
             share = result.population[kind][label] / total
             notes = []
-            if _in_training(kind, label):
+            if in_training_range(kind, label):
                 notes.append("paper's training range")
             if len(seeds) < result.per_bin:
                 notes.append(f"SHORT by {result.per_bin - len(seeds)}")

@@ -29,6 +29,7 @@ from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
 from babyai.common.storage import atomic_write, checkpoint_path, ensure_writable_dir
 from babyai.evaluation.declaration import score_records
+from babyai.evaluation.difficulty import DIFFICULTY_KINDS, DIFFICULTY_TITLES
 from babyai.evaluation.levels import read_level_set
 from babyai.evaluation.stats import (SuccessSummary, label_order, success_by_mission_type,
                                      summarize_success)
@@ -110,7 +111,7 @@ class LevelEvalResult:
 def select_seeds(levels: dict, cap: int | None) -> dict[tuple[str, Any], list[int]]:
     """(kind, label) -> seeds to evaluate, at most `cap` per bin, in the file's order."""
     bins: dict[tuple[str, Any], list[int]] = {}
-    for kind in ("demo", "mission"):
+    for kind in DIFFICULTY_KINDS:
         for label in sorted(levels.get(kind, {}), key=label_order):
             seeds = [int(seed) for seed in levels[kind][label]]
             bins[(kind, label)] = seeds[:cap] if cap else seeds
@@ -291,9 +292,7 @@ def _write_level_reports(out: Path, rows: list[LevelRow],
 def plot_level_success(rows: Sequence[LevelRow], path: Path) -> None:
     """Success per bin with 95% intervals, one line per model, one panel per difficulty type
     (the paper's Fig. 4a layout)."""
-    kinds = [kind for kind in ("demo", "mission") if any(r.diff_type == kind for r in rows)]
-    titles = {"demo": "behavioural difficulty (bot solution length)",
-              "mission": "cognitive difficulty (mission complexity)"}
+    kinds = [kind for kind in DIFFICULTY_KINDS if any(r.diff_type == kind for r in rows)]
     figure = Figure(figsize=(6 * max(1, len(kinds)), 4.2))
     FigureCanvasAgg(figure)
     models = list(dict.fromkeys(row.model for row in rows))
@@ -310,7 +309,7 @@ def plot_level_success(rows: Sequence[LevelRow], path: Path) -> None:
             axes.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=model)
         axes.set_xticks(range(len(diffs)), diffs)
         axes.set_ylim(-2, 102)
-        axes.set_xlabel(titles[kind])
+        axes.set_xlabel(DIFFICULTY_TITLES[kind])
         axes.set_ylabel("success rate (%)")
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)

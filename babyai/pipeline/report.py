@@ -4,14 +4,12 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-from babyai.reports.curves import plot_curves
 from babyai.common.storage import atomic_write_text
-
-if TYPE_CHECKING:
-    from babyai.pipeline.pipeline import Paths, PipelineConfig
-    from babyai.pipeline.stages import Stage
+from babyai.pipeline.config import Paths, PipelineConfig
+from babyai.pipeline.stages import Stage
+from babyai.reports.curves import plot_curves
 
 PAPER_SCALE = """\
 tc-make-demos --env BabyAI-BossLevel-v0 --episodes 1000000 --valid-episodes 512 \\
@@ -73,7 +71,7 @@ def ood_section(results_csv: Path, plot: Path, report_dir: Path) -> list[str]:
     rows = _read_csv(results_csv)
     lines = ["## Out-of-distribution success", "",
              "Levels bucketed by the length of the bot's solution (`demo`) and by mission "
-             "complexity (`mission`); see `babyai/levels.py`.", "",
+             "complexity (`mission`); see `docs/data.md`.", "",
              f"![success per bin]({plot.relative_to(report_dir).as_posix()})", ""]
     models = list(dict.fromkeys(row["model"] for row in rows))
     cells: dict[tuple[str, str], dict[str, str]] = {}

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -27,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from babyai.agent.checkpoint import load_agent
 from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.common.errors import UserError
-from babyai.common.storage import atomic_write
+from babyai.common.storage import atomic_write, atomic_write_path
 from babyai.demos.files import load_demos
 from babyai.env.bot import play_bot
 from babyai.env.envs import ACTION_NAMES, make_env
@@ -205,20 +203,12 @@ def _save_mp4(images: Sequence[Image.Image], path: Path, fps: float) -> Path:
     except ImportError as error:
         raise UserError("MP4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); "
                         "use a .gif file name instead") from error
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Even sizes keep H.264 encoders happy.
     width = images[0].width - images[0].width % 2
     height = images[0].height - images[0].height % 2
     frames = np.stack([np.asarray(image)[:height, :width] for image in images])
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
-    os.close(fd)
-    try:
-        iio.imwrite(tmp, frames, fps=fps, extension=".mp4")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_path(path, lambda tmp: iio.imwrite(tmp, frames, fps=fps, extension=".mp4"),
+                      suffix=".mp4")
     return path
 
 
