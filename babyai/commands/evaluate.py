@@ -25,9 +25,7 @@ from babyai.evaluation.stats import format_mission_type_table, success_by_missio
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = flags.Parser(description=__doc__)
-    flags.add_config_flags(parser, IndistConfig)
-    return parser
+    return flags.config_parser(IndistConfig, __doc__)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

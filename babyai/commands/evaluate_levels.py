@@ -29,9 +29,7 @@ from babyai.evaluation.stats import format_mission_type_table
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = flags.Parser(description=__doc__)
-    flags.add_config_flags(parser, LevelEvalConfig)
-    return parser
+    return flags.config_parser(LevelEvalConfig, __doc__)
 
 
 def config_from_args(args: argparse.Namespace) -> LevelEvalConfig:

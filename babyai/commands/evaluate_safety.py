@@ -26,9 +26,7 @@ from babyai.evaluation.safety import SafetyConfig, SafetyReport, format_report, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = flags.Parser(description=__doc__)
-    flags.add_config_flags(parser, SafetyConfig)
-    return parser
+    return flags.config_parser(SafetyConfig, __doc__)
 
 
 def config_from_args(args: argparse.Namespace) -> SafetyConfig:

@@ -23,11 +23,10 @@ from babyai.evaluation.levels import (LevelSetConfig, LevelSetResult, build_leve
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = flags.Parser(description=__doc__)
-    flags.add_config_flags(parser, LevelSetConfig,
-                           defaults={"env": "BossLevel", "out": None},
-                           help={"out": "output name under <storage>/levels/ or a path ending "
-                                        "in .pkl (default: <Level>_testing_levels)"})
+    parser = flags.config_parser(
+        LevelSetConfig, __doc__, defaults={"env": "BossLevel", "out": None},
+        help={"out": "output name under <storage>/levels/ or a path ending in .pkl "
+                     "(default: <Level>_testing_levels)"})
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_storage_flag(parser)
     return parser

@@ -20,8 +20,7 @@ from babyai.pipeline.pipeline import run_pipeline
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = flags.Parser(description=__doc__)
-    flags.add_config_flags(parser, PipelineConfig)
+    parser = flags.config_parser(PipelineConfig, __doc__)
     parser.add_argument("--train-arg", dest="extra_train_args", action="append", default=[],
                         help="extra flag passed to both training commands (repeatable), "
                              "e.g. --train-arg=--warm-start")

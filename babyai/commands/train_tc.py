@@ -29,11 +29,9 @@ THOUGHT_ONLY = ("sg_coef", "stop_tf")
 def build_parser(use_thoughts: bool = True) -> argparse.ArgumentParser:
     """The flags of every TrainConfig field; BC leaves out the thought-only ones."""
     kind = "Thought Cloning" if use_thoughts else "the behavioural-cloning baseline"
-    parser = flags.Parser(description=f"Train {kind} on BabyAI demonstrations.\n\n"
-                                      + __doc__.split("\n\n", 1)[1])
     skip = ("use_thoughts",) + (() if use_thoughts else THOUGHT_ONLY)
-    flags.add_config_flags(parser, TrainConfig, skip=skip)
-    return parser
+    return flags.config_parser(TrainConfig, f"Train {kind} on BabyAI demonstrations.\n\n"
+                               + __doc__.split("\n\n", 1)[1], skip=skip)
 
 
 def config_from_args(args: argparse.Namespace, use_thoughts: bool = True) -> TrainConfig:

@@ -5,7 +5,7 @@ import argparse
 import errno
 import logging
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from babyai.common.errors import UserError
 
@@ -40,44 +40,28 @@ def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | No
     return 0
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer > 0."""
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _checked(name: str, convert: Callable[[str], float], ok: Callable[[float], bool],
+             expected: str, doc: str) -> Callable[[str], Any]:
+    """An argparse type: `convert(text)`, rejected unless `ok(value)`."""
+    def parse(text: str) -> Any:
+        value = convert(text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+        return value
+    parse.__doc__ = f"argparse type: {doc}."
+    parse.__name__ = name  # argparse names it in "invalid <name> value" messages
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a float > 0."""
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a float >= 0."""
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    """argparse type: a float in [0, 1]."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+positive_int = _checked("positive_int", int, lambda value: value > 0, "a positive integer",
+                        "an integer > 0")
+non_negative_int = _checked("non_negative_int", int, lambda value: value >= 0, ">= 0",
+                            "an integer >= 0")
+positive_float = _checked("positive_float", float, lambda value: value > 0, "> 0", "a float > 0")
+non_negative_float = _checked("non_negative_float", float, lambda value: value >= 0, ">= 0",
+                              "a float >= 0")
+probability = _checked("probability", float, lambda value: 0.0 <= value <= 1.0, "in [0, 1]",
+                       "a float in [0, 1]")
 
 
 def add_storage_flag(parser: argparse.ArgumentParser) -> None:

@@ -115,6 +115,13 @@ def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, *,
         parser.add_argument(*names, **options)
 
 
+def config_parser(cls: type, description: str | None, **options: Any) -> "Parser":
+    """A command's parser: one flag per field of `cls` (options as for `add_config_flags`)."""
+    parser = Parser(description=description)
+    add_config_flags(parser, cls, **options)
+    return parser
+
+
 def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> Any:
     """Build `cls` from the parsed flags (fields without a flag take `overrides` or defaults)."""
     values = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(cls)

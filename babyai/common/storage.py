@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from babyai.common.errors import UserError
 
@@ -71,7 +70,7 @@ def checkpoint_path(name: str | os.PathLike, root: Path, which: str = "best") ->
     """A model name -> its `best.pt` (or `last.pt`) checkpoint; a `.pt` path is kept as is."""
     if os.fspath(name).endswith(".pt"):
         return Path(name)
-    return model_dir(name, root) / f"{which}.pt"
+    return getattr(run_files(model_dir(name, root)), which)
 
 
 def levels_path(name: str | os.PathLike, root: Path) -> Path:
@@ -84,31 +83,24 @@ def report_dir(name: str | os.PathLike, root: Path) -> Path:
     return root / "reports" / os.fspath(name)
 
 
-@dataclass(frozen=True)
-class RunFiles:
+class RunFiles(NamedTuple):
     """The files of one training run directory (see the layout above)."""
 
     dir: Path
+    config: Path
+    """The run's settings (JSON)."""
+    log: Path
+    """One CSV row per logged epoch."""
+    best: Path
+    """The checkpoint of the best validation so far."""
+    last: Path
+    """The resume point."""
 
-    @property
-    def config(self) -> Path:
-        """The run's settings (JSON)."""
-        return self.dir / "config.json"
 
-    @property
-    def log(self) -> Path:
-        """One CSV row per logged epoch."""
-        return self.dir / "log.csv"
-
-    @property
-    def best(self) -> Path:
-        """The checkpoint of the best validation so far."""
-        return self.dir / "best.pt"
-
-    @property
-    def last(self) -> Path:
-        """The resume point."""
-        return self.dir / "last.pt"
+def run_files(run_dir: Path) -> RunFiles:
+    run_dir = Path(run_dir)
+    return RunFiles(run_dir, run_dir / "config.json", run_dir / "log.csv", run_dir / "best.pt",
+                    run_dir / "last.pt")
 
 
 def ensure_writable_dir(directory: Path) -> Path:

@@ -88,6 +88,25 @@ _PICKED_FAMILIES = {"pickup", "pickup_key", "pickup_previous", "remove_blocker"}
 _FAMILY_BY_NAME = {family.name: family for family in FAMILIES}
 
 
+SENTENCES: dict[str, str] = {
+    "explore": "explore unseen area",
+    "open": "open {noun}{clause}",
+    "unlock": "unlock {noun}",
+    "pickup": "pickup {noun} to complete {purpose} mission",
+    "pickup_key": "pickup {noun} to unlock the door",
+    "pickup_previous": "pickup {noun} to pick up previous carrying",
+    "goto": "go to {noun} to complete goto mission",
+    "drop_putnext": "drop {noun} to complete putnext mission",
+    "drop_temporary": "drop {noun} temporary to {clause}",
+    "drop_key": "drop {noun} after open the door",
+    "drop_after_pickup": "drop {noun} after complete pickup mission",
+    "remove_blocker": "remove blocking object {noun}",
+    "close": "close {noun}",
+}
+"""The sentence template of each family: `noun` is "[colour] object", `purpose` the
+intention's purpose, `clause` the family's purpose clause (open, drop_temporary)."""
+
+
 def _noun(color: str | None, obj: str | None) -> str:
     return f"{color} {obj or 'object'}" if color else (obj or "object")
 
@@ -113,36 +132,15 @@ def render(intention: Intention, carrying: tuple[str, str] | None = None,
         obj = "door"
     elif family in _KEY_FAMILIES:
         obj = "key"
-    noun = _noun(color, obj)
-    if family == "explore":
-        return "explore unseen area"
+    if family not in SENTENCES:
+        raise ValueError(f"unknown thought family {family!r}")
+    clause = ""
     if family == "open":
-        clause = {None: "", "mission": " to complete open mission", "explore": " to explore"}
-        return f"open {noun}{clause[purpose]}"
-    if family == "unlock":
-        return f"unlock {noun}"
-    if family == "pickup":
-        return f"pickup {noun} to complete {purpose} mission"
-    if family == "pickup_key":
-        return f"pickup {noun} to unlock the door"
-    if family == "pickup_previous":
-        return f"pickup {noun} to pick up previous carrying"
-    if family == "goto":
-        return f"go to {noun} to complete goto mission"
-    if family == "drop_putnext":
-        return f"drop {noun} to complete putnext mission"
-    if family == "drop_temporary":
-        reason = {"find_key": "find the key", "remove_blocker": "remove blocking object"}
-        return f"drop {noun} temporary to {reason[purpose]}"
-    if family == "drop_key":
-        return f"drop {noun} after open the door"
-    if family == "drop_after_pickup":
-        return f"drop {noun} after complete pickup mission"
-    if family == "remove_blocker":
-        return f"remove blocking object {noun}"
-    if family == "close":
-        return f"close {noun}"
-    raise ValueError(f"unknown thought family {family!r}")
+        clause = {None: "", "mission": " to complete open mission", "explore": " to explore"}[purpose]
+    elif family == "drop_temporary":
+        clause = {"find_key": "find the key", "remove_blocker": "remove blocking object"}[purpose]
+    return SENTENCES[family].format(noun=_noun(color, obj), purpose=purpose, clause=clause)
+
 
 
 def thought_family(sentence: str) -> str:

@@ -75,7 +75,7 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
         root = storage.storage_root(config.storage)
-        self.files = storage.RunFiles(storage.model_dir(config.run_name(), root))
+        self.files = storage.run_files(storage.model_dir(config.run_name(), root))
         self.run_dir = self.files.dir
         if self.dist.is_main:
             storage.ensure_writable_dir(self.run_dir)
