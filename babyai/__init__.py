@@ -1,9 +1,17 @@
 """Thought Cloning on BabyAI.
 
-Data flows one way through the package:
-env (`envs`) -> bot and thoughts (`bot`, `thoughts`) -> demonstrations (`episode`, `demos`)
--> vocabulary and dataset (`vocab`, `dataset`) -> model (`model`) -> trainer (`train`)
--> evaluation (`evaluate`, `levels`, `safety`, `declaration`, `visualize`).
+One subpackage per stage of the flow; a subpackage imports only those before it:
+
+    common      errors, storage paths, seeds, runtime, command-line plumbing
+    env         BabyAI levels, the thinking bot and its thoughts
+    demos       episode records, demonstration files, their generation
+    data        vocabulary, tokenized dataset, batches and BPTT windows
+    agent       the two-level model, checkpoints, the batched rollout
+    training    loss, schedules, the Trainer loop and its pieces
+    evaluation  statistics, level sets, OOD / in-distribution / safety / declaration
+    reports     training curves and GIFs of what an agent thinks
+    pipeline    the end-to-end job as content-addressed stages, and its report
+    commands    one module per command-line command (console entry points `tc-*`)
 """
 
 import importlib.util as _importlib_util
