@@ -9,6 +9,7 @@ COMMANDS = {
     "tc-make-demos": "make_agent_demos",
     "tc-train": "train_tc",
     "tc-train-bc": "train_bc",
+    "tc-train-rl": "train_rl",
     "tc-make-levels": "make_testing_levels",
     "tc-evaluate": "evaluate",
     "tc-evaluate-levels": "evaluate_levels",
