@@ -174,3 +174,9 @@ def test_from_scratch_takes_its_vocabulary_from_demos(tmp_path):
                              "--image-dim", "8"])
     assert summary.run_dir.name == "bc_rl_seed1" and summary.updates == 1
     assert not load_checkpoint(summary.run_dir / "best.pt").agent.config.use_thoughts
+
+
+def test_rl_seed_ranges_lie_between_the_others():
+    from babyai.common import seeds
+    assert seeds.IN_DISTRIBUTION_START + 10**11 <= seeds.RL_TRAIN_START
+    assert seeds.RL_TRAIN_START + seeds.RL_TRAIN_SPAN <= seeds.RL_EVAL_START

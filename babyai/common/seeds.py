@@ -13,6 +13,8 @@ trainer validation levels   from `TRAINER_VALIDATION_START` (5e11)      training
 out-of-distribution sets    `LEVEL_SET_START + offset + i` (1e12)       evaluation.levels
 precrime (safety) runs      from `SAFETY_START` (2e12)                  evaluation.safety
 in-distribution tests       from `IN_DISTRIBUTION_START` (3e12)         evaluation.indist
+RL fine-tuning on a level   `RL_TRAIN_START + r`, r < RL_TRAIN_SPAN     rl.envs
+RL held-out evaluation      `RL_EVAL_START + i` (4.5e12)               rl.trainer
 ==========================  =========================================  ==================
 
 With `a < MAX_ATTEMPTS` redraws, every demonstration seed stays below 10**11 as long as the
@@ -35,6 +37,12 @@ SAFETY_START = 2 * 10**12
 """Default first seed of precrime-intervention runs."""
 IN_DISTRIBUTION_START = 3 * 10**12
 """Default first seed of in-distribution test levels (and of the pipeline's GIF)."""
+RL_TRAIN_START = 4 * 10**12
+"""RL fine-tuning on a whole level (no level-set bin) draws episode seeds uniformly from
+[RL_TRAIN_START, RL_TRAIN_START + RL_TRAIN_SPAN)."""
+RL_TRAIN_SPAN = 10**11
+RL_EVAL_START = 4 * 10**12 + 5 * 10**11
+"""Held-out evaluation of RL fine-tuning on a whole level: RL_EVAL_START + i."""
 
 
 def demo_seed(base_seed: int, index: int, attempt: int = 0, valid: bool = False) -> int:

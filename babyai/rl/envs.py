@@ -21,15 +21,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from babyai.common.seeds import RL_TRAIN_SPAN, RL_TRAIN_START
 from babyai.env.bot import BotFailure, ThinkingBot
 from babyai.env.envs import make_env
 
 logger = logging.getLogger(__name__)
 
-RL_SEED_START = 4 * 10**12
-"""Training episodes on a whole level use seeds in [RL_SEED_START, RL_SEED_START + 10**11)."""
-RL_EVAL_SEED_START = 4 * 10**12 + 5 * 10**11
-"""Held-out evaluation episodes on a whole level use RL_EVAL_SEED_START + i."""
 
 
 @dataclass
@@ -73,7 +70,7 @@ class SeededEpisodes:
     def _draw_seed(self) -> int:
         if self.seeds is not None:
             return int(self.seeds[int(self.rng.integers(len(self.seeds)))])
-        return RL_SEED_START + int(self.rng.integers(10**11))
+        return RL_TRAIN_START + int(self.rng.integers(RL_TRAIN_SPAN))
 
     def reset(self) -> Observation:
         self.seed = self._draw_seed()

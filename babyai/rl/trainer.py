@@ -31,7 +31,8 @@ from babyai.data.vocab import Vocabulary
 from babyai.evaluation.levels import read_level_set
 from babyai.rl.collect import Collector
 from babyai.rl.config import RLConfig
-from babyai.rl.envs import RL_EVAL_SEED_START, make_episodes, make_vector_envs
+from babyai.common.seeds import RL_EVAL_START
+from babyai.rl.envs import make_episodes, make_vector_envs
 from babyai.rl.ppo import LossCoefficients, UpdateSettings, ppo_update
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,8 @@ class RLSummary:
 def bin_seeds(config: RLConfig, root: Path) -> tuple[list[int] | None, list[int]]:
     """(training seeds, held-out evaluation seeds): the bin split, or fresh seeds of the level."""
     if config.testing_levels_path is None:
-        return None, [RL_EVAL_SEED_START + i for i in range(config.eval_episodes)]
-    path = storage.resolve(config.testing_levels_path, root, "levels", ".pkl")
+        return None, [RL_EVAL_START + i for i in range(config.eval_episodes)]
+    path = storage.levels_path(config.testing_levels_path, root)
     levels = read_level_set(path)
     bins = levels.get(config.diff_type, {})
     label: Any = int(config.diff) if str(config.diff).isdigit() else config.diff
