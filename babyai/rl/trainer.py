@@ -146,7 +146,7 @@ class RLTrainer:
         torch.set_num_threads(config.threads)
         self.root = storage.storage_root(config.storage)
         self.device = pick_device(config.device)
-        self.files = storage.RunFiles(storage.model_dir(config.run_name(), self.root))
+        self.files = storage.run_files(storage.model_dir(config.run_name(), self.root))
         resume = read_checkpoint(self.files.last) if self.files.last.is_file() else None
         self._check_same_run()
         self.agent, self.vocab = _starting_agent(config, self.root, self.device)
