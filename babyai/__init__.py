@@ -9,6 +9,7 @@ One subpackage per stage of the flow; a subpackage imports only those before it:
     agent       the two-level model, checkpoints, the batched rollout
     training    loss, schedules, the Trainer loop and its pieces
     evaluation  statistics, level sets, OOD / in-distribution / safety / declaration
+    rl          PPO fine-tuning of trained agents
     reports     training curves and GIFs of what an agent thinks
     pipeline    the end-to-end job as content-addressed stages, and its report
     commands    one module per command-line command (console entry points `tc-*`)

@@ -1,4 +1,4 @@
-"""Teacher-forcing and learning-rate schedules (DESIGN.md §6)."""
+"""Teacher-forcing and learning-rate schedules."""
 from __future__ import annotations
 
 import numpy as np

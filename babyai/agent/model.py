@@ -1,6 +1,6 @@
 """The Thought Cloning agent: an upper level that thinks and a lower level that acts.
 
-One step of the agent (DESIGN.md §5), for a batch of B environments:
+One step of the agent (see docs/algorithm.md), for a batch of B environments:
 
     image codes [B,7,7,3] --ImageEncoder--> visual map [B,image_dim,7,7]
     mission tokens --word embedding + BiGRU--> mission features [B,L,instr_dim]  (once per episode)

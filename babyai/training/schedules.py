@@ -1,4 +1,4 @@
-"""Per-epoch schedules of training: teacher forcing and learning rate (DESIGN.md §6).
+"""Per-epoch schedules of training: teacher forcing and learning rate.
 
 Epochs are counted from 0. What is implemented, exactly:
 
