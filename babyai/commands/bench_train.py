@@ -30,6 +30,7 @@ import torch
 
 from babyai.common.flags import Parser
 from babyai.common.cli import positive_int, run
+from babyai.common.storage import demos_path
 from babyai.demos.files import save_demos
 from babyai.demos.generate import generate_episode
 from babyai.env.envs import make_env
@@ -81,11 +82,9 @@ def measure(setting: str, teacher_forcing: bool, batches: int, threads: int, bot
     sizes = SETTINGS[setting]
     count = sizes["batch_size"] * batches + 4
     with tempfile.TemporaryDirectory() as root:
-        demos = Path(root) / "demos"
-        demos.mkdir()
         episodes = (bot_episodes if bot else synthetic_episodes)(count, seed=1)
-        save_demos(demos / "bench.pkl", episodes, {"env": ENV})
-        save_demos(demos / "bench_valid.pkl", episodes[:2], {"env": ENV})
+        save_demos(demos_path("bench", Path(root)), episodes, {"env": ENV})
+        save_demos(demos_path("bench", Path(root), valid=True), episodes[:2], {"env": ENV})
         del episodes
         trainer = Trainer(TrainConfig(demos="bench", env=ENV, storage=root, model="bench",
                                       val_episodes=0, device="cpu", **sizes))

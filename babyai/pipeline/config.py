@@ -95,6 +95,10 @@ class Paths:
     def model(self, kind: str) -> Path:
         return storage.model_dir(f"{self.name}_{kind}", self.root)
 
+    def run(self, kind: str) -> storage.RunFiles:
+        """The files of the `kind` ("tc" or "bc") training run."""
+        return storage.run_files(self.model(kind))
+
     @property
     def levels(self) -> Path:
         return storage.levels_path(f"{self.name}_levels", self.root)

@@ -48,11 +48,10 @@ def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
         args = [*train_args, "--model", f"{config.name}_{kind}"]
         if kind == "tc" and config.stop_tf is not None and config.stop_tf >= 0:
             args += ["--stop-tf", str(config.stop_tf)]
-        run_dir = paths.model(kind)
+        run = paths.run(kind)
         stages.append(Stage(f"train_{kind}", module, args,
                             inputs=[paths.demos, paths.valid_demos],
-                            outputs=[run_dir / "best.pt", run_dir / "last.pt", run_dir / "log.csv"],
-                            workdir=run_dir))
+                            outputs=[run.best, run.last, run.log], workdir=run.dir))
     stages.append(Stage(
         "levels", "babyai.commands.make_testing_levels",
         ["--env", config.env, "--per-bin", str(config.levels_per_bin),

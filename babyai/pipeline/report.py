@@ -96,7 +96,7 @@ def training_section(config: PipelineConfig, paths: Paths, curves: Path) -> list
              f"![training curves]({curves.name})", ""]
     rows = []
     for kind in ("tc", "bc"):
-        log_rows = _read_csv(paths.model(kind) / "log.csv")
+        log_rows = _read_csv(paths.run(kind).log)
         if not log_rows:
             continue
         last = log_rows[-1]
@@ -114,7 +114,7 @@ def write_report(config: PipelineConfig, paths: Paths, stages: Sequence[Stage],
                  timings: dict[str, float]) -> Path:
     """Write `reports/<name>/README.md` (and the training-curves PNG) from the stage outputs."""
     report_dir = paths.report
-    curves = plot_curves({"TC": paths.model("tc") / "log.csv", "BC": paths.model("bc") / "log.csv"},
+    curves = plot_curves({"TC": paths.run("tc").log, "BC": paths.run("bc").log},
                          report_dir / "curves.png", title=f"{config.env}: TC vs BC")
     lines = [f"# Thought Cloning vs behavioural cloning on {config.env}", "",
              f"Report of `tc-pipeline --name {config.name}`; every number below was "
