@@ -1,6 +1,7 @@
 """Out-of-distribution level sets: binning, mission complexity, determinism, resume, files."""
 from __future__ import annotations
 
+import json
 import pickle
 from types import SimpleNamespace
 
@@ -180,8 +181,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
         build_level_set(config, progress=False)
     partial = out.with_name(out.name + ".partial")
     assert not out.exists() and partial.exists()
-    with open(partial, "rb") as handle:
-        assert len(pickle.load(handle)["measured"]) == 7
+    assert len(json.loads(partial.read_text())["measured"]) == 7
     monkeypatch.setattr(levels, "_measure", real)
     resumed = build_level_set(config, progress=False)
     assert resumed.levels == expected and resumed.draws == 20

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -50,9 +51,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        # Our own files hold optimizer, sampler and counter state (plain Python objects
-        # beside the tensors), hence weights_only=False.
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain containers only, so a crafted file cannot run code
+        # (our optimizer, sampler and counter state are plain containers too).
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UserError(f"refused checkpoint {path}: it holds more than tensors and plain "
+                        f"data ({first[:160]}); see 'Safety of files' in the README") from error
     except Exception as error:  # any failure to deserialize means the file is unusable
         raise UserError(f"cannot read checkpoint {path}: corrupt or not a checkpoint "
                         f"({type(error).__name__}: {error})") from error

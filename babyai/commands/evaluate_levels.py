@@ -3,8 +3,9 @@
     tc-evaluate-levels --env BabyAI-BossLevel-v0 \\
         --model tc --model bc --testing-levels-path storage/levels/boss.pkl
 
-The level set is any pickle `{'demo': {label: {seed: info}}, 'mission': {label: {seed: info}}}`
-(build one with tc-make-levels); only the seeds are read. Writes, in --out:
+The level set is ours (JSON, from tc-make-levels) or any pickle in the original structure
+`{'demo': {label: {seed: info}}, 'mission': {label: {seed: info}}}`, read without running
+code (plain data only); only the seeds are read. Writes, in --out:
 results.csv (model, diff_type, diff, success_rate, ci_low, ci_high, episodes,
 declaration_score, declared_actions), episodes.jsonl (one line per model and seed),
 success.png (success per bin with 95% Wilson intervals, one line per model) and

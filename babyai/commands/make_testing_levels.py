@@ -2,8 +2,9 @@
 
     tc-make-levels --env BossLevel --per-bin 100 --workers 2
 
-writes `<storage>/levels/BossLevel_testing_levels.pkl` in the original structure
-`{'demo': {label: {seed: info}}, 'mission': {label: {seed: info}}}` and prints a table of
+writes `<storage>/levels/BossLevel_testing_levels.pkl` (JSON despite the suffix) holding the
+original structure `{'demo': {label: {seed: info}}, 'mission': {label: {seed: info}}}` and
+the level it was built for, and prints a table of
 counts per bin. Seeds are 10**12 + --seed + i, disjoint from demonstration and validation
 seeds. See babyai/evaluation/levels.py (and docs/data.md) for the two difficulties.
 """

@@ -22,10 +22,10 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
-import blosc
 import numpy as np
 import torch
 
+from babyai.demos.checks import EpisodeError, decompress_images
 from babyai.demos.files import PackedEpisode, demo_files, read_demo_file
 from babyai.demos.episode import Episode
 from babyai.common.errors import UserError
@@ -124,7 +124,7 @@ class DemoDataset:
 
     Attributes:
         vocab: the frozen vocabulary used to tokenize (built from this data unless given).
-        packed_images: N blosc-packed [T_i, 7, 7, 3] uint8 arrays.
+        packed_images: N blosc-compressed raw [T_i, 7, 7, 3] uint8 arrays.
         offsets: [N + 1] int64; steps of episode i are `offsets[i]:offsets[i+1]`.
         actions: [S] uint8, every step's demonstrated action.
         thought_ids: [S] unsigned, row of `thought_table` of every step's thought.
@@ -187,7 +187,10 @@ class DemoDataset:
         valid = np.zeros((horizon, batch_size), dtype=bool)
         for column, (episode, length) in enumerate(zip(indices, lengths)):
             start, stop = self.offsets[episode], self.offsets[episode + 1]
-            unpacked = blosc.unpack_array(self.packed_images[episode])
+            try:
+                unpacked = decompress_images(self.packed_images[episode], int(length))
+            except EpisodeError as error:
+                raise UserError(f"demonstration with seed {self.seeds[episode]}: {error}") from error
             if unpacked.shape != (length, 7, 7, 3):
                 raise UserError(f"demonstration with seed {self.seeds[episode]}: images have "
                                 f"shape {unpacked.shape}, expected ({length}, 7, 7, 3)")

@@ -1,14 +1,19 @@
 """One demonstration episode as a record (images unpacked, or kept blosc-compressed), and the
 one codec of the original tuple layout `(mission, blosc images, directions, actions,
-thoughts, seed)`."""
+thoughts, seed)`: reading a tuple checks it (:mod:`babyai.demos.checks`) and decodes its
+`blosc.pack_array` images without unpickling anything but an array."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any
 
 import blosc
 import numpy as np
 
+from babyai.common.safe_pickle import UnsafePickleError, unpack_blosc_array
+from babyai.demos.checks import (NUM_ACTIONS, NUM_DIRECTIONS, EpisodeError, check_images,
+                                 check_mission, check_range, check_seed, check_strings,
+                                 compress_images, decompress_images, integer_array)
 
 
 @dataclass
@@ -62,7 +67,7 @@ class Episode:
 
 @dataclass
 class PackedEpisode:
-    """An :class:`Episode` whose images stay blosc-compressed until :meth:`unpack`."""
+    """An :class:`Episode` whose images stay blosc-compressed (raw uint8 codes) until used."""
 
     mission: str
     packed_images: bytes
@@ -75,31 +80,54 @@ class PackedEpisode:
         return len(self.actions)
 
     def unpack(self) -> Episode:
-        return Episode(self.mission, blosc.unpack_array(self.packed_images), self.directions,
-                       self.actions, self.thoughts, self.seed)
+        return Episode(self.mission, self.images(), self.directions, self.actions,
+                       self.thoughts, self.seed)
+
+    def images(self) -> np.ndarray:
+        """[T, 7, 7, 3] uint8 observation codes."""
+        return decompress_images(self.packed_images, len(self))
 
     @classmethod
     def pack(cls, episode: Episode) -> "PackedEpisode":
-        return cls(episode.mission, blosc.pack_array(episode.images), episode.directions,
+        return cls(episode.mission, compress_images(episode.images), episode.directions,
                    episode.actions, episode.thoughts, episode.seed)
 
     def to_original(self) -> tuple:
-        """The original tuple layout."""
-        return (self.mission, self.packed_images, self.directions.tolist(),
-                self.actions.tolist(), list(self.thoughts), self.seed)
+        """The original tuple layout (images as `blosc.pack_array` bytes, as the original)."""
+        return (self.mission, blosc.pack_array(np.array(self.images())),
+                self.directions.tolist(), self.actions.tolist(), list(self.thoughts), self.seed)
 
     @classmethod
-    def from_original(cls, record: Sequence) -> "PackedEpisode":
-        """The one reader of the original tuple layout; a malformed record is a ValueError."""
+    def from_original(cls, record: Any) -> "PackedEpisode":
+        """One checked episode from an original-layout tuple (images packed or raw);
+        raises :class:`EpisodeError` saying what is wrong."""
         if not isinstance(record, (tuple, list)) or len(record) != 6:
-            raise ValueError("expected a 6-tuple (mission, images, directions, actions, "
-                             "thoughts, seed)")
+            raise EpisodeError("expected a 6-tuple (mission, images, directions, actions, "
+                               "thoughts, seed)")
         mission, images, directions, actions, thoughts, seed = record
-        if not isinstance(images, (bytes, bytearray)):
-            images = blosc.pack_array(np.asarray(images, dtype=np.uint8))
-        episode = cls(str(mission), bytes(images), np.asarray(directions, dtype=np.int64),
-                      np.asarray(actions, dtype=np.int64), list(thoughts), int(seed))
-        if not len(episode.directions) == len(episode.actions) == len(episode.thoughts):
-            raise ValueError(f"episode with seed {seed}: directions, actions and thoughts "
-                             "have different lengths")
-        return episode
+        actions = integer_array(actions, "actions")
+        length = len(actions)
+        if length == 0:
+            raise EpisodeError("episode has no steps")
+        check_range(actions, NUM_ACTIONS, "action")
+        directions = integer_array(directions, "directions")
+        if len(directions) != length:
+            raise EpisodeError(f"{len(directions)} directions for {length} actions")
+        check_range(directions, NUM_DIRECTIONS, "direction")
+        thoughts = check_strings(thoughts, length, "thoughts")
+        if isinstance(images, (bytes, bytearray)):
+            try:
+                images = unpack_blosc_array(bytes(images))
+            except UnsafePickleError:
+                raise
+            except Exception as error:  # blosc and pickle raise many types on corrupt bytes
+                raise EpisodeError(f"images are not blosc-packed arrays "
+                                   f"({type(error).__name__}: {error})") from error
+        images = np.asarray(images)
+        if images.dtype.kind not in "iu" or (images.size and (images.min() < 0
+                                                             or images.max() > 255)):
+            raise EpisodeError(f"images must be uint8 codes, got {images.dtype}")
+        images = images.astype(np.uint8)
+        check_images(images, length)
+        return cls(check_mission(mission), compress_images(images), directions, actions,
+                   thoughts, check_seed(seed))

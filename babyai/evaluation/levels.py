@@ -1,6 +1,7 @@
 """Out-of-distribution level sets: seeds bucketed by behavioural and cognitive difficulty.
 
-A level set is a pickle in the original layout::
+A level set has the original structure (written as JSON by :mod:`babyai.evaluation.level_files`;
+original pickles are read safely there)::
 
     {'demo':    {25: {seed: info, ...}, 75: {...}, ..., 375: {...}, '425+': {...}},
      'mission': {1: {seed: info, ...}, ..., 9: {...}}}
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import numbers
-import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,8 @@ from tqdm import tqdm
 from babyai.common.cli import non_negative_int, positive_int
 from babyai.common.errors import UserError
 from babyai.common.seeds import LEVEL_SET_START
-from babyai.common.storage import atomic_pickle
+from babyai.evaluation.level_files import (read_level_set, read_partial,  # noqa: F401
+                                           write_level_set, write_partial)
 from babyai.evaluation.difficulty import (BEHAVIOURAL, COGNITIVE, DEMO_LABELS, DIFFICULTY_KINDS,
                                           DIFFICULTY_TITLES, MISSION_LABELS, in_training_range,
                                           measure_seed)
@@ -44,7 +44,7 @@ from babyai.evaluation.difficulty import (BEHAVIOURAL, COGNITIVE, DEMO_LABELS, D
 logger = logging.getLogger(__name__)
 
 
-PARTIAL_VERSION = 1
+PARTIAL_VERSION = 2
 
 
 def _measure(job: tuple[str, int]) -> dict:
@@ -69,8 +69,13 @@ class LevelSetConfig:
     workers: int = field(default=1, metadata={"type": positive_int})
     """Worker processes measuring seeds (the result does not depend on it)."""
     out: Path = Path("levels.pkl")
-    """Where the pickle goes: a name under <storage>/levels or a path ending in .pkl (a
+    """Where the set goes (JSON): a name under <storage>/levels or a path ending in .pkl (a
     `.partial` sibling holds progress for resuming)."""
+
+    def settings(self) -> dict:
+        """What determines the set's content (recorded in the file)."""
+        return {"env": self.env, "per_bin": self.per_bin, "seed": self.seed,
+                "max_draws": self.max_draws}
 
 
 @dataclass
@@ -118,22 +123,17 @@ def _load_partial(config: LevelSetConfig) -> list[dict]:
     path = _partial_path(config.out)
     if not path.exists():
         return []
-    try:
-        with open(path, "rb") as handle:
-            state = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError) as error:
-        raise UserError(f"cannot read the progress file {path} ({error}); delete it to "
-                        "start over") from error
-    key = (PARTIAL_VERSION, config.env, config.seed)
-    if state.get("key") != key:
+    state = read_partial(path)
+    key = [PARTIAL_VERSION, config.env, config.seed]
+    if state["key"] != key:
         logger.warning("ignoring %s: it was made for another level or seed offset", path)
         return []
     return list(state["measured"])
 
 
 def _save_partial(config: LevelSetConfig, measured: list[dict]) -> None:
-    atomic_pickle(_partial_path(config.out),
-                  {"key": (PARTIAL_VERSION, config.env, config.seed), "measured": measured})
+    write_partial(_partial_path(config.out), [PARTIAL_VERSION, config.env, config.seed],
+                  measured)
 
 
 def _measurements(config: LevelSetConfig, start: int) -> Iterator[dict]:
@@ -205,7 +205,7 @@ def build_level_set(config: LevelSetConfig, progress: bool = True,
             if close is not None:
                 close()
     bar.close()
-    atomic_pickle(config.out, result.levels)
+    write_level_set(config.out, result.levels, config.env, config.settings())
     partial = _partial_path(config.out)
     if partial.exists():
         partial.unlink()
@@ -217,38 +217,6 @@ def _short_count(result: LevelSetResult) -> int:
 
 
 # --------------------------------------------------------------------------- reading and reporting
-
-def read_level_set(path: str | Path) -> dict:
-    """Read a level-set pickle in the original structure (ours or anyone's).
-
-    Only the structure is checked: `{'demo'|'mission': {label: {seed: anything}}}` with at
-    least one of the two kinds present and integer seeds. Values are never needed.
-    """
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            levels = pickle.load(handle)
-    except FileNotFoundError as error:
-        raise UserError(f"level set {path} does not exist; build one with "
-                        "scripts/make_testing_levels.py") from error
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ModuleNotFoundError,
-            ValueError) as error:
-        raise UserError(f"cannot read level set {path}: {error}") from error
-    if not isinstance(levels, dict) or not levels or not set(levels) <= set(DIFFICULTY_KINDS):
-        raise UserError(f"{path} is not a level set: expected a dict with keys 'demo' "
-                        "and/or 'mission'")
-    for kind, bins in levels.items():
-        if not isinstance(bins, dict):
-            raise UserError(f"{path}: levels[{kind!r}] must map difficulty -> {{seed: info}}")
-        for label, seeds in bins.items():
-            if not isinstance(seeds, dict) or not all(
-                    isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
-                    for seed in seeds):
-                raise UserError(f"{path}: levels[{kind!r}][{label!r}] must be a dict "
-                                "keyed by integer seeds")
-            bins[label] = {int(seed): info for seed, info in seeds.items()}
-    return levels
-
 
 def format_table(result: LevelSetResult) -> str:
     """Counts per bin, where ordinary draws (the training distribution) fall, and shortfalls."""
