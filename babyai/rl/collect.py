@@ -76,13 +76,15 @@ class Collector:
     # --------------------------------------------------------------- state for checkpoints
 
     def state_dict(self) -> dict:
-        return {"envs": self.envs.get_state(), "obs": self.obs,
+        obs = [(torch.from_numpy(np.asarray(o.image)), o.mission, o.bot_thought) for o in self.obs]
+        return {"envs": self.envs.get_state(), "obs": obs,
                 "memory": [m.cpu() for m in self.memory], "keep": self.keep.cpu(),
                 "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.envs.set_state(state["envs"])
-        self.obs = list(state["obs"])
+        self.obs = [Observation(image.numpy(), mission, thought)
+                    for image, mission, thought in state["obs"]]
         self.memory = Memory(*(m.to(self.device) for m in state["memory"]))
         self.keep = state["keep"].to(self.device)
         self.generator.set_state(state["generator"])

@@ -3,9 +3,10 @@
 Each environment draws the seed of every new episode itself, from its own random stream
 (`numpy` generator seeded by the run seed and the environment's index): uniformly from the
 training seeds of a level-set bin, or from a fresh seed range when fine-tuning on a whole
-level. Its state pickles as the stream, the episode's seed and the actions taken so far;
-unpickling rebuilds the world (and the bot, which does not pickle) by replaying them, which
-is how a checkpoint resumes collection exactly where it stopped.
+level. Its state is plain data: the stream, the episode's seed and the actions taken so
+far; restoring it rebuilds the world (and the bot, which does not pickle) by replaying them,
+which is how a checkpoint resumes collection exactly where it stopped (checkpoints hold no
+pickled objects and load with torch's weights_only=True).
 
 Two steppers share one interface: :class:`InProcessEnvs` and :class:`WorkerEnvs` (our own
 pipe workers, each holding a contiguous share of the environments and stepping them in one
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import pickle
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -119,6 +119,13 @@ class SeededEpisodes:
                 "with_bot": self.with_bot, "max_steps": self.max_steps, "seed": self.seed,
                 "actions": list(self.actions)}
 
+    @classmethod
+    def from_state(cls, state: dict) -> "SeededEpisodes":
+        """Rebuild from :meth:`__getstate__`'s plain data (by replaying the episode)."""
+        episodes = cls.__new__(cls)
+        episodes.__setstate__(state)
+        return episodes
+
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["env_name"], state["seeds"], [0], state["with_bot"], state["max_steps"])
         self.rng.bit_generator.state = state["rng"]
@@ -153,15 +160,16 @@ class InProcessEnvs:
     def step(self, actions: Sequence[int]) -> list[StepResult]:
         return [env.step(action) for env, action in zip(self.envs, actions)]
 
-    def get_state(self) -> bytes:
-        return pickle.dumps(self.envs)
+    def get_state(self) -> list[dict]:
+        """Plain data (checkpoints load with torch's weights_only=True, never unpickling code)."""
+        return [env.__getstate__() for env in self.envs]
 
-    def set_state(self, state: bytes) -> None:
+    def set_state(self, state: list[dict]) -> None:
+        if not isinstance(state, list) or not all(isinstance(item, dict) for item in state):
+            raise ValueError("saved environment state holds something else")
         for env in self.envs:
             env.close()
-        self.envs = pickle.loads(state)
-        if not all(isinstance(env, SeededEpisodes) for env in self.envs):
-            raise ValueError("saved environment state holds something else")
+        self.envs = [SeededEpisodes.from_state(item) for item in state]
 
     def current(self) -> list[Observation]:
         return [env.obs for env in self.envs]
@@ -244,15 +252,13 @@ class WorkerEnvs:
     def current(self) -> list[Observation]:
         return [obs for share in self._ask("current") for obs in share]
 
-    def get_state(self) -> bytes:
-        envs = [env for state in self._ask("get_state") for env in pickle.loads(state)]
-        return pickle.dumps(envs)
+    def get_state(self) -> list[dict]:
+        return [env for share in self._ask("get_state") for env in share]
 
-    def set_state(self, state: bytes) -> None:
-        envs = pickle.loads(state)
-        if len(envs) != self.count:
-            raise ValueError(f"saved state has {len(envs)} environments, not {self.count}")
-        self._ask("set_state", [pickle.dumps(envs[start:stop]) for start, stop in self.shares])
+    def set_state(self, state: list[dict]) -> None:
+        if not isinstance(state, list) or len(state) != self.count:
+            raise ValueError(f"saved state does not hold {self.count} environments")
+        self._ask("set_state", [state[start:stop] for start, stop in self.shares])
 
     def close(self) -> None:
         try:
