@@ -231,18 +231,28 @@ class Agent(nn.Module):
         """[B, Lt] thought token ids (PAD-padded) -> per-token features and mask."""
         return self._encode(tokens, self.thought_encoder)
 
+    def encode_thought_table(self, table: Tensor, index: Tensor) -> TextEncoding:
+        """Encode the distinct thoughts `table` [U, Lt] once and gather rows `index` [...]:
+        equal to `encode_thoughts(table[index])` (each row is encoded independently)."""
+        encoded = self.encode_thoughts(table)
+        return TextEncoding(encoded.features[index], encoded.mask[index])
+
     def _encode(self, tokens: Tensor, encoder: TokenEncoder) -> TextEncoding:
         mask = tokens != PAD
         return TextEncoding(encoder(self.word_embedding(tokens), mask), mask)
 
     def forward(self, images: Tensor, mission: TextEncoding, memory: Memory,
                 thought_target: Tensor | None = None, teacher_forcing: bool = True,
-                with_thought_logits: bool = True) -> AgentOutput:
+                with_thought_logits: bool = True,
+                thought_encoding: TextEncoding | None = None) -> AgentOutput:
         """One step for a batch of agents (see the module docstring).
 
         `with_thought_logits=False` skips the teacher-forced decoder pass; a trainer can then run it
         for a whole window at once with :meth:`thought_logits` on the upper memories, which
         is the same computation in fewer, larger matrix products.
+        `thought_encoding`, when teacher-forced, is `encode_thoughts(thought_target)` computed
+        by the caller (e.g. rows gathered from :meth:`encode_thought_table`): thoughts repeat,
+        so encoding each distinct one once per window is the same math for less work.
         """
         visual = self.image_encoder(images)
         if not self.config.use_thoughts:
@@ -261,7 +271,10 @@ class Agent(nn.Module):
             generated = self.thinker.generate((upper_h, upper_c))
             start = torch.full_like(generated[:, :1], BOS)
             thought_in_use = torch.cat([start, generated], dim=1)
-        thought = self.encode_thoughts(thought_in_use)
+        if teacher_forcing and thought_target is not None and thought_encoding is not None:
+            thought = thought_encoding
+        else:
+            thought = self.encode_thoughts(thought_in_use)
 
         history_input = self.history_attention(upper_h, thought.features, thought.mask)
         history_h, history_c = self.history_cell(history_input, (memory.history_h, memory.history_c))

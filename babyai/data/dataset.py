@@ -213,6 +213,10 @@ class Window(NamedTuple):
         actions: [R, B] long demonstrated actions (0 on padded steps).
         thoughts: [R, B, Lt] long `<s> words </s>` thought tokens, PAD-padded (all PAD on
             padded steps); Lt is the longest thought of the window.
+        thought_table: [U, Lt] long, the window's distinct thoughts (U is small: thoughts
+            repeat within and across episodes), so a trainer can encode each once.
+        thought_index: [R, B] long row of `thought_table` of every step (0 on padded steps):
+            `thought_table[thought_index] == thoughts` on valid steps.
         starts: [R, B] bool, True where an episode starts (memory must be reset).
         active: R ints, number of valid rows of each step (they are a prefix of the batch).
         has_start: R bools, whether any row of the step starts an episode (host-side copy
@@ -222,6 +226,8 @@ class Window(NamedTuple):
     images: torch.Tensor
     actions: torch.Tensor
     thoughts: torch.Tensor
+    thought_table: torch.Tensor
+    thought_index: torch.Tensor
     starts: torch.Tensor
     active: list[int]
     has_start: list[bool]
@@ -270,15 +276,22 @@ class Batch:
         for start in range(0, self.horizon, recurrence):
             stop = min(start + recurrence, self.horizon)
             valid = self.valid[start:stop]
-            thoughts = self.thought_table[self.thought_rows[start:stop]] * valid[..., None]
-            width = max(int((thoughts != PAD).sum(axis=-1).max()), 2)
+            distinct, index = np.unique(self.thought_rows[start:stop][valid], return_inverse=True)
+            table = self.thought_table[distinct]
+            width = max(int((table != PAD).sum(axis=-1).max()) if len(table) else 0, 2)
+            table = np.ascontiguousarray(table[:, :width])
+            thought_index = np.zeros(valid.shape, dtype=np.int64)
+            thought_index[valid] = index.reshape(-1)
+            thoughts = table[thought_index] * valid[..., None]
             starts = np.zeros_like(valid)
             if start == 0:
                 starts[0] = True
             yield Window(
                 images=torch.from_numpy(self.images[start:stop]).to(device).long(),
                 actions=torch.from_numpy(self.actions[start:stop]).to(device),
-                thoughts=torch.from_numpy(np.ascontiguousarray(thoughts[..., :width])).to(device),
+                thoughts=torch.from_numpy(thoughts).to(device),
+                thought_table=torch.from_numpy(table).to(device),
+                thought_index=torch.from_numpy(thought_index).to(device),
                 starts=torch.from_numpy(starts).to(device),
                 active=valid.sum(axis=1).tolist(),
                 has_start=starts.any(axis=1).tolist(),

@@ -1,5 +1,8 @@
 """One BPTT window of a batch: the agent run once per step, on the rows still active.
 
+With teacher forcing, the window's distinct thoughts are encoded once and gathered per step
+(the same features as encoding every step's thought, for a fraction of the BiGRU work).
+
 Batches are time-major and sorted longest first, so the valid rows of every step are a
 prefix of the batch: each step runs the agent on `window.active[t]` rows only, the memory
 is cut to those rows as episodes end and reset where an episode starts.
@@ -39,6 +42,10 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
     memory = memory.index(slice(0, rows))
     logits, actions, targets, upper_h, upper_c = [], [], [], [], []
     use_thoughts = agent.config.use_thoughts
+    table = None
+    if use_thoughts and teacher_forcing:
+        # each distinct thought of the window through the BiGRU once, gathered per step
+        table = agent.encode_thought_table(window.thought_table, window.thought_index)
     for t, active in enumerate(window.active):
         if active == 0:
             break
@@ -49,8 +56,10 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
         if window.has_start[t]:
             memory = memory.mask(~window.starts[t, :active])
         target = window.thoughts[t, :active] if use_thoughts else None
+        encoding = table.index((t, slice(0, active))) if table is not None else None
         out = agent(window.images[t, :active], mission, memory, thought_target=target,
-                    teacher_forcing=teacher_forcing, with_thought_logits=False)
+                    teacher_forcing=teacher_forcing, with_thought_logits=False,
+                    thought_encoding=encoding)
         memory = out.memory
         logits.append(out.action_logits)
         actions.append(window.actions[t, :active])
