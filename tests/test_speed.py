@@ -1,17 +1,20 @@
 """Speed-ups leave the loss and the gradients of a batch unchanged (stated tolerances)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from synthetic_demos import write_demos
 
+from babyai.agent.layers import use_bf16_convolutions
+from babyai.data.lanes import LanePlan
 from babyai.training.config import TrainConfig
 from babyai.training.trainer import Trainer
 
 ENV = "BabyAI-GoToRedBall-v0"
 TINY = dict(env=ENV, memory_dim=24, instr_dim=16, image_dim=16, batch_size=6, recurrence=4,
-            val_episodes=0, max_grad_norm=1e9)
+            val_episodes=0, max_grad_norm=1e9, conv_precision="fp32")
 
 
 @pytest.fixture
@@ -45,3 +48,88 @@ def test_thought_table_encoding_leaves_loss_and_gradients_unchanged(trainer, mon
     for name in grads:
         torch.testing.assert_close(grads[name], per_step_grads[name], atol=1e-6, rtol=1e-5,
                                    msg=name)
+
+
+def _episode_batch_and_lanes(trainer: Trainer, count: int, lanes: int):
+    data = trainer.train_data
+    indices = np.arange(count)
+    plan = LanePlan.build(indices, data.lengths[indices], lanes=lanes, batches=1)
+    return data.batch(indices), plan
+
+
+@pytest.mark.parametrize("use_thoughts,teacher_forcing", [(True, True), (True, False), (False, True)])
+def test_lanes_equal_the_per_episode_layout_in_eval_mode(tmp_path, monkeypatch, use_thoughts,
+                                                         teacher_forcing):
+    """With BatchNorm's running statistics (eval mode) and recurrence >= the longest lane, the
+    lane layout's loss and gradients are the per-episode layout's (only the layout differs)."""
+    write_demos(tmp_path, count=8, valid_count=2)
+    trainer = Trainer(TrainConfig(**dict(TINY, recurrence=1000), demos="synth",
+                                  storage=str(tmp_path), use_thoughts=use_thoughts))
+    monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
+    trainer.agent.eval()
+    episodes, plan = _episode_batch_and_lanes(trainer, 7, lanes=3)
+    assert len(plan) == 1 and plan.batch_steps(0) == episodes.num_steps
+    lanes = plan.batch(trainer.train_data, 0)
+    assert len(lanes) == 3 and lanes.horizon < episodes.horizon * 3
+    results = []
+    for batch in (episodes, lanes):
+        metrics = trainer.train_batch(batch, teacher_forcing, episodes.num_steps)
+        grads = {n: p.grad.clone() for n, p in trainer.agent.named_parameters()
+                 if p.grad is not None}
+        results.append((metrics, grads))
+    (first, grads), (second, lane_grads) = results
+    for key in ("loss", "action_nll", "thought_nll", "action_acc", "steps"):
+        assert second[key] == pytest.approx(first[key], rel=1e-5, abs=1e-6), key
+    assert grads.keys() == lane_grads.keys() and grads
+    for name in grads:
+        torch.testing.assert_close(lane_grads[name], grads[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_lane_plan_covers_every_step_once_with_full_rows_and_the_same_batch_count(tmp_path):
+    write_demos(tmp_path, count=14, valid_count=2)
+    trainer = Trainer(TrainConfig(**TINY, demos="synth", storage=str(tmp_path)))
+    data = trainer.train_data
+    indices = np.random.default_rng(0).permutation(len(data))
+    lengths = data.lengths[indices]
+    plan = LanePlan.build(indices, lengths, lanes=4, batches=4)
+    assert len(plan) <= 4 and sum(plan.batch_steps(k) for k in range(len(plan))) == lengths.sum()
+    assert list(plan.totals) == sorted(plan.totals, reverse=True)
+    assert plan.totals[0] - plan.totals[-1] <= lengths.max()
+    seen = {}
+    for number in range(len(plan)):
+        halves = [plan.batch(data, number, slice(rank, None, 2)) for rank in range(2)]
+        assert sum(b.num_steps for b in halves) == plan.batch_steps(number)
+        batch = plan.batch(data, number)
+        assert batch.num_steps == plan.batch_steps(number)
+        for t in range(batch.horizon):
+            active = batch.valid[t].sum()
+            assert batch.valid[t, :active].all()  # active rows are a prefix
+        for row in range(len(batch)):
+            for t in range(int(batch.lengths[row])):
+                episode = int(batch.episodes[batch.mission_index[t, row]])
+                seen.setdefault(episode, []).append((batch.actions[t, row],
+                                                     batch.starts[t, row]))
+    assert sorted(seen) == sorted(indices.tolist())
+    for episode, steps in seen.items():
+        start, stop = data.offsets[episode], data.offsets[episode + 1]
+        assert [int(a) for a, _ in steps] == data.actions[start:stop].tolist()
+        assert [bool(s) for _, s in steps] == [True] + [False] * (len(steps) - 1)
+
+
+def test_bf16_convolutions_keep_loss_and_gradients_within_tolerance(trainer):
+    """bfloat16 convolutions (inputs and weights rounded to 8-bit mantissas, float32
+    accumulation) change the arithmetic, so the tolerance is stated: the batch loss within
+    1%, and the whole gradient within 10% relative error (cosine > 0.99). Single conv
+    weight gradients differ more (up to ~30% in this tiny model): with BatchNorm in training
+    mode they are small residuals of large, cancelling sums."""
+    use_bf16_convolutions(trainer.agent, False)
+    loss, grads = _loss_and_grads(trainer, teacher_forcing=True)
+    use_bf16_convolutions(trainer.agent, True)
+    low_loss, low_grads = _loss_and_grads(trainer, teacher_forcing=True)
+    assert low_loss == pytest.approx(loss, rel=1e-2)
+    assert low_loss != loss  # the convolutions did run in bfloat16
+    assert low_grads.keys() == grads.keys()
+    whole = torch.cat([grad.flatten() for grad in grads.values()])
+    low = torch.cat([low_grads[name].flatten() for name in grads])
+    assert float((low - whole).norm() / whole.norm()) < 0.1
+    assert float(torch.nn.functional.cosine_similarity(whole, low, dim=0)) > 0.99

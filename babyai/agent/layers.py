@@ -10,7 +10,38 @@ IMAGE_CODE_RANGE = 16
 """Each of the three image channels (object, colour, state) takes values below this."""
 
 
-class ImageEncoder(nn.Module):
+class LowPrecisionConvs:
+    """Mixin: the module's 3x3 convolutions may run in bfloat16 on the CPU.
+
+    Why: on CPUs with native bfloat16 (AVX512-BF16/AMX) oneDNN runs these small
+    convolutions several times faster than in float32, and they are most of a training
+    step's arithmetic. Only the convolutions change precision (inputs and weights rounded
+    to bfloat16, float32 accumulation); their outputs are cast back, so BatchNorm, FiLM and
+    everything else stay float32. Off unless :func:`use_bf16_convolutions` turns it on.
+    """
+
+    conv_bf16: bool = False
+
+    def _conv(self, conv: nn.Conv2d, x: Tensor) -> Tensor:
+        if self.conv_bf16 and x.device.type == "cpu":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return conv(x).float()
+        return conv(x)
+
+
+def use_bf16_convolutions(model: nn.Module, enabled: bool) -> None:
+    """Switch bfloat16 convolutions on or off in every layer of `model` that has them."""
+    for module in model.modules():
+        if isinstance(module, LowPrecisionConvs):
+            module.conv_bf16 = enabled
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN's own check)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+class ImageEncoder(LowPrecisionConvs, nn.Module):
     """Bag-of-words embedding of the three code channels, then two 3x3 conv layers."""
 
     def __init__(self, image_dim: int) -> None:
@@ -21,12 +52,15 @@ class ImageEncoder(nn.Module):
             nn.Conv2d(image_dim, image_dim, 3, padding=1), nn.BatchNorm2d(image_dim), nn.ReLU(),
             nn.Conv2d(image_dim, image_dim, 3, padding=1), nn.BatchNorm2d(image_dim), nn.ReLU(),
         )
+        self.conv_bf16 = False
 
     def forward(self, images: Tensor) -> Tensor:
         """[B,7,7,3] integer codes -> [B, image_dim, 7, 7]."""
         codes = images.long().clamp(0, IMAGE_CODE_RANGE - 1) + self.offsets
-        embedded = self.embedding(codes).sum(dim=3)  # [B, 7, 7, D]
-        return self.convs(embedded.permute(0, 3, 1, 2))
+        x = self.embedding(codes).sum(dim=3).permute(0, 3, 1, 2)  # [B, D, 7, 7]
+        for layer in self.convs:
+            x = self._conv(layer, x) if isinstance(layer, nn.Conv2d) else layer(x)
+        return x
 
 
 class TokenEncoder(nn.Module):
@@ -79,7 +113,7 @@ class CrossAttentionBlock(nn.Module):
         return self.norm2(x + self.dropout(self.feed_forward(x)))
 
 
-class FiLMBlock(nn.Module):
+class FiLMBlock(LowPrecisionConvs, nn.Module):
     """Feature-wise linear modulation of the visual map by a language vector, with a residual."""
 
     def __init__(self, channels: int, condition_dim: int) -> None:
@@ -90,10 +124,11 @@ class FiLMBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(channels)
         self.scale = nn.Linear(condition_dim, channels)
         self.shift = nn.Linear(condition_dim, channels)
+        self.conv_bf16 = False
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.conv2(out) * self.scale(condition)[:, :, None, None] + self.shift(condition)[:, :, None, None]
+        out = F.relu(self.bn1(self._conv(self.conv1, x)))
+        out = self._conv(self.conv2, out) * self.scale(condition)[:, :, None, None] + self.shift(condition)[:, :, None, None]
         return F.relu(self.bn2(out)) + x
 
 

@@ -1,21 +1,28 @@
-"""Training speed and memory on BossLevel-like demonstrations.
+"""Training speed and memory: this trainer against the original's, and TC against BC.
 
-Prints demonstration steps consumed per second (median of per-batch rates, after one short
-warm-up batch) and the peak resident memory of the process, for
+Prints demonstration steps (frames) trained per second, medians of `--repeats` runs, each run
+in its own subprocess (so its peak resident memory is its own) and the runs of the variants
+interleaved (so a change in the machine's load hits every variant alike):
 
-    (a) --memory-dim 2048 --instr-dim 256 --batch-size 32 --recurrence 80
-    (b) --memory-dim 256  --instr-dim 128 --batch-size 32 --recurrence 20
+    (a) TC at the paper's dims: --memory-dim 2048 --instr-dim 256 --batch-size 32 --recurrence 80
+    (b) TC at --memory-dim 256 --instr-dim 128 --batch-size 32 --recurrence 20
+        both with teacher forcing on and off, against the original implementation's
+        frames/s (constants below) and against this trainer's per-episode fp32 layout;
+    (p) TC and BC at the default pipeline's dims (--memory-dim 128 --instr-dim 64
+        --image-dim 64, batch 32, recurrence 20) on MiniBossLevel bot demos, and their ratio.
 
-each with teacher forcing on and off. Every setting runs in its own subprocess so that its
-peak memory is its own. The demos are made here, quickly and without the bot: real
-BossLevel missions (from environment resets), realistic episode lengths (log-normal around
-the ~87 steps of the paper's dataset, clipped to 15-300), random observation codes and
-plausible thoughts from babyai.env.thoughts. `--bot` uses babyai.demos.generate instead (slower).
+(a) and (b) use BossLevel-like demos made here without the bot: real BossLevel missions,
+log-normal episode lengths around the ~87 steps of the paper's dataset (15-300), random
+observation codes and plausible thoughts. Lanes are planned over all the run's episodes and
+the batches in the middle are timed (full rows, as in an epoch); the per-episode layout times
+batches of the same episodes. The load average is printed before and after: on a shared
+machine, compare only figures of one run.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -28,28 +35,37 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from babyai.common.flags import Parser
 from babyai.common.cli import positive_int, run
+from babyai.common.flags import Parser
+from babyai.common.runtime import default_threads
 from babyai.common.storage import demos_path
+from babyai.data.lanes import LanePlan
+from babyai.demos.episode import Episode
 from babyai.demos.files import save_demos
 from babyai.demos.generate import generate_episode
 from babyai.env.envs import make_env
 from babyai.env.thoughts import random_thought
-from babyai.demos.episode import Episode
 from babyai.training.config import TrainConfig
 from babyai.training.trainer import Trainer
 
 SETTINGS = {
     "a": dict(memory_dim=2048, instr_dim=256, batch_size=32, recurrence=80),
     "b": dict(memory_dim=256, instr_dim=128, batch_size=32, recurrence=20),
+    "p": dict(memory_dim=128, instr_dim=64, image_dim=64, batch_size=32, recurrence=20),
 }
-ENV = "BabyAI-BossLevel-v0"
+LEVELS = {"a": "BabyAI-BossLevel-v0", "b": "BabyAI-BossLevel-v0", "p": "BabyAI-MiniBossLevel-v0"}
+ORIGINAL_FPS = {"a": 40.0, "b": 310.0}
+"""Frames/s of the original Thought Cloning implementation (teacher-forced TC training),
+measured on this kind of machine (2 CPU cores) at settings (a) and (b): the references of
+the speed targets (2x these)."""
+NEW = dict(layout="lanes", conv_precision="auto")
+OLD = dict(layout="episodes", conv_precision="fp32")
 
 
-def synthetic_episodes(count: int, seed: int) -> list[Episode]:
-    """BossLevel missions with random observations, realistic lengths and plausible thoughts."""
+def synthetic_episodes(count: int, seed: int, env_name: str) -> list[Episode]:
+    """Missions of `env_name` with random observations, realistic lengths and plausible thoughts."""
     rng = np.random.default_rng(seed)
-    env = make_env(ENV)
+    env = make_env(env_name)
     episodes = []
     for index in range(count):
         obs, _ = env.reset(seed=seed + index)
@@ -66,83 +82,133 @@ def synthetic_episodes(count: int, seed: int) -> list[Episode]:
     return episodes
 
 
-def bot_episodes(count: int, seed: int) -> list[Episode]:
+def bot_episodes(count: int, seed: int, env_name: str) -> list[Episode]:
     episodes, candidate = [], seed
     while len(episodes) < count:
-        episode = generate_episode(ENV, candidate, noise_rate=0.01)
+        episode = generate_episode(env_name, candidate, noise_rate=0.01)
         candidate += 1
         if episode is not None:
             episodes.append(episode)
     return episodes
 
 
-def measure(setting: str, teacher_forcing: bool, batches: int, threads: int, bot: bool) -> dict:
-    """One setting in this process: returns frames/s per batch and the peak RSS."""
+def measure(setting: str, variant: dict, batches: int, threads: int) -> dict:
+    """One variant in this process: frames/s over `batches` timed batches, and the peak RSS."""
     torch.set_num_threads(threads)
-    sizes = SETTINGS[setting]
-    count = sizes["batch_size"] * batches + 4
+    sizes, env = SETTINGS[setting], LEVELS[setting]
+    count = sizes["batch_size"] * (batches + 2)
     with tempfile.TemporaryDirectory() as root:
-        episodes = (bot_episodes if bot else synthetic_episodes)(count, seed=1)
-        save_demos(demos_path("bench", Path(root)), episodes, {"env": ENV})
-        save_demos(demos_path("bench", Path(root), valid=True), episodes[:2], {"env": ENV})
+        make = bot_episodes if setting == "p" else synthetic_episodes
+        episodes = make(count, 1, env)
+        save_demos(demos_path("bench", Path(root)), episodes, {"env": env})
+        save_demos(demos_path("bench", Path(root), valid=True), episodes[:2], {"env": env})
         del episodes
-        trainer = Trainer(TrainConfig(demos="bench", env=ENV, storage=root, model="bench",
-                                      val_episodes=0, device="cpu", **sizes))
-        data = trainer.train_data
+        trainer = Trainer(TrainConfig(demos="bench", env=env, storage=root, model="bench",
+                                      val_episodes=0, device="cpu", threads=threads,
+                                      use_thoughts=variant["tc"], layout=variant["layout"],
+                                      conv_precision=variant["conv_precision"], **sizes))
+        data, step, tf = trainer.train_data, trainer.step, variant["tf"]
         trainer.agent.train()
-        warmup = data.batch(range(4))
-        trainer.train_batch(warmup, teacher_forcing, warmup.num_steps)
-        rates, steps = [], 0
-        for number in range(batches):
-            start = 4 + number * sizes["batch_size"]
-            batch = data.batch(range(start, start + sizes["batch_size"]))
-            began = time.perf_counter()
-            trainer.train_batch(batch, teacher_forcing, batch.num_steps)
-            rates.append(batch.num_steps / (time.perf_counter() - began))
-            steps += batch.num_steps
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"setting": setting, "teacher_forcing": teacher_forcing, "fps": statistics.median(rates),
-            "rates": [round(r, 1) for r in rates], "steps": steps, "peak_rss_mb": peak_mb,
-            "threads": threads, "source": "bot" if bot else "synthetic"}
+        indices = np.arange(count)
+        frames, seconds = 0, 0.0
+        if variant["layout"] == "lanes":
+            plan = LanePlan.build(indices, data.lengths, sizes["batch_size"], batches + 2)
+            memory = None
+            for number in range(min(len(plan), batches + 1)):  # batch 0 warms up
+                batch = plan.batch(data, number)
+                began = time.perf_counter()
+                _, memory = step.run(batch, tf, plan.batch_steps(number), memory)
+                if number:
+                    seconds += time.perf_counter() - began
+                    frames += batch.num_steps
+        else:
+            for number in range(batches + 1):
+                chosen = indices[number * sizes["batch_size"]:(number + 1) * sizes["batch_size"]]
+                batch = data.batch(chosen)
+                began = time.perf_counter()
+                step.run(batch, tf, batch.num_steps)
+                if number:
+                    seconds += time.perf_counter() - began
+                    frames += batch.num_steps
+    return {"fps": frames / seconds, "frames": frames,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def variants(setting: str) -> dict[str, dict]:
+    """The variants measured at a setting, by label."""
+    if setting == "p":
+        return {"TC": dict(NEW, tc=True, tf=True), "BC": dict(NEW, tc=False, tf=True),
+                "TC per-episode fp32": dict(OLD, tc=True, tf=True),
+                "BC per-episode fp32": dict(OLD, tc=False, tf=True)}
+    return {"TC teacher-forced": dict(NEW, tc=True, tf=True),
+            "TC autoregressive": dict(NEW, tc=True, tf=False),
+            "TC teacher-forced, per-episode fp32": dict(OLD, tc=True, tf=True)}
+
+
+def _child(setting: str, variant: dict, batches: int, threads: int) -> dict:
+    command = [sys.executable, "-m", "babyai.commands.bench_train", "--child",
+               json.dumps({"setting": setting, "variant": variant, "batches": batches,
+                           "threads": threads})]
+    output = subprocess.run(command, capture_output=True, text=True)
+    if output.returncode != 0:
+        raise RuntimeError(f"benchmark of setting {setting} {variant} failed:\n{output.stderr[-2000:]}")
+    return json.loads(output.stdout.strip().splitlines()[-1])
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(description=__doc__)
-    parser.add_argument("--settings", default="a,b", help="comma-separated: a, b")
-    parser.add_argument("--batches", type=positive_int, default=2, help="measured batches per setting")
-    parser.add_argument("--threads", type=positive_int, default=2, help="torch threads")
-    parser.add_argument("--tf", choices=["both", "on", "off"], default="both",
-                        help="teacher forcing on, off or both")
-    parser.add_argument("--bot", action="store_true", help="generate demos with the bot (slower)")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--settings", default="b,a,p", help="comma-separated: a, b, p")
+    parser.add_argument("--batches", type=positive_int, default=3, help="timed batches per run")
+    parser.add_argument("--repeats", type=positive_int, default=3,
+                        help="runs per variant (medians are printed)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: the cores the load average leaves free)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> list[dict]:
+def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    modes = {"both": [True, False], "on": [True], "off": [False]}[args.tf]
     if args.child:
-        result = measure(args.settings, modes[0], args.batches, args.threads, args.bot)
+        spec = json.loads(args.child)
+        result = measure(spec["setting"], spec["variant"], spec["batches"], spec["threads"])
         print(json.dumps(result))
-        return [result]
-    results = []
+        return result
+    threads = default_threads(args.threads)
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
+          f"{threads} torch thread(s); medians of {args.repeats} runs of {args.batches} batches",
+          flush=True)
+    report: dict[str, dict] = {}
     for setting in args.settings.split(","):
-        for teacher_forcing in modes:
-            command = [sys.executable, "-m", "babyai.commands.bench_train", "--child", "--settings", setting,
-                       "--batches", str(args.batches), "--threads", str(args.threads),
-                       "--tf", "on" if teacher_forcing else "off"] + (["--bot"] if args.bot else [])
-            output = subprocess.run(command, capture_output=True, text=True)
-            if output.returncode != 0:
-                raise RuntimeError(f"benchmark of setting {setting} failed:\n{output.stderr[-2000:]}")
-            result = json.loads(output.stdout.strip().splitlines()[-1])
-            results.append(result)
-            sizes = SETTINGS[setting]
-            print(f"({setting}) memory {sizes['memory_dim']} instr {sizes['instr_dim']} "
-                  f"batch {sizes['batch_size']} recurrence {sizes['recurrence']} "
-                  f"teacher forcing {'on ' if teacher_forcing else 'off'}: "
-                  f"{result['fps']:.0f} frames/s (per batch {result['rates']}), "
-                  f"peak RSS {result['peak_rss_mb'] / 1024:.2f} GB", flush=True)
-    return results
+        if setting not in SETTINGS:
+            raise SystemExit(f"unknown setting {setting!r}; available: {', '.join(SETTINGS)}")
+        runs: dict[str, list[dict]] = {label: [] for label in variants(setting)}
+        for _ in range(args.repeats):
+            for label, variant in variants(setting).items():
+                runs[label].append(_child(setting, variant, args.batches, threads))
+        fps = {label: statistics.median(r["fps"] for r in rs) for label, rs in runs.items()}
+        rss = {label: max(r["peak_rss_mb"] for r in rs) for label, rs in runs.items()}
+        report[setting] = {"fps": fps, "peak_rss_mb": rss,
+                           "runs": {k: [round(r["fps"], 1) for r in v] for k, v in runs.items()}}
+        dims = " ".join(f"{k.split('_')[0]} {v}" for k, v in SETTINGS[setting].items())
+        print(f"({setting}) {dims}", flush=True)
+        for label in runs:
+            line = f"    {label:<38} {fps[label]:7.0f} frames/s  peak RSS {rss[label] / 1024:.2f} GB"
+            if setting in ORIGINAL_FPS and "per-episode" not in label:
+                line += (f"  {fps[label] / ORIGINAL_FPS[setting]:.2f}x the original's "
+                         f"{ORIGINAL_FPS[setting]:.0f}")
+            print(line + f"  (runs {report[setting]['runs'][label]})", flush=True)
+        if setting == "p":
+            print(f"    TC/BC frames/s: {fps['TC'] / fps['BC']:.2f} (per-episode fp32: "
+                  f"{fps['TC per-episode fp32'] / fps['BC per-episode fp32']:.2f}); "
+                  f"speed-up over per-episode fp32: TC {fps['TC'] / fps['TC per-episode fp32']:.2f}x, "
+                  f"BC {fps['BC'] / fps['BC per-episode fp32']:.2f}x", flush=True)
+        else:
+            old = fps["TC teacher-forced, per-episode fp32"]
+            print(f"    speed-up over per-episode fp32 (teacher-forced): "
+                  f"{fps['TC teacher-forced'] / old:.2f}x", flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
+    return report
 
 
 def cli() -> int:

@@ -1,7 +1,8 @@
-"""One seeding helper and one device choice, passed down to everything else."""
+"""One seeding helper, one device choice and one thread default, passed down to everything else."""
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from typing import Iterator
 
@@ -45,3 +46,21 @@ def pick_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {name!r} requested but CUDA is not available")
     return device
+
+
+def free_cores() -> int:
+    """Cores this process may use that the recent load leaves idle (at least 1).
+
+    Why: torch starts one thread per core; when other processes keep the cores busy its
+    threads wait for each other at every operation, and 2 threads on a shared 2-core machine
+    measured many times slower than 1. The 1-minute load average counts the busy ones.
+    """
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(usable, int(usable - busy + 0.5)))
+
+
+def default_threads(requested: int = 0) -> int:
+    """Torch threads to use: `requested` if > 0, else the cores left free by the current load
+    (so an idle machine uses all its cores and a busy one falls back to 1)."""
+    return requested if requested > 0 else free_cores()

@@ -20,15 +20,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 
 from babyai.demos.checks import EpisodeError, decompress_images
 from babyai.demos.files import PackedEpisode, demo_files, read_demo_file
 from babyai.demos.episode import Episode
 from babyai.common.errors import UserError
+from babyai.data.batch import Batch
 from babyai.data.vocab import PAD, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -203,99 +203,6 @@ class DemoDataset:
         return Batch(images=images, actions=actions, thought_rows=thought_rows, valid=valid,
                      missions=mission_rows[:, :width], thought_table=self.thought_table,
                      episodes=indices, seeds=self.seeds[indices], lengths=lengths)
-
-
-class Window(NamedTuple):
-    """`recurrence` (or fewer) consecutive steps of a batch, as tensors on the device.
-
-    Attributes:
-        images: [R, B, 7, 7, 3] long observation codes.
-        actions: [R, B] long demonstrated actions (0 on padded steps).
-        thoughts: [R, B, Lt] long `<s> words </s>` thought tokens, PAD-padded (all PAD on
-            padded steps); Lt is the longest thought of the window.
-        thought_table: [U, Lt] long, the window's distinct thoughts (U is small: thoughts
-            repeat within and across episodes), so a trainer can encode each once.
-        thought_index: [R, B] long row of `thought_table` of every step (0 on padded steps):
-            `thought_table[thought_index] == thoughts` on valid steps.
-        starts: [R, B] bool, True where an episode starts (memory must be reset).
-        active: R ints, number of valid rows of each step (they are a prefix of the batch).
-        has_start: R bools, whether any row of the step starts an episode (host-side copy
-            of `starts.any(1)`, so the trainer needs no device sync to check it).
-    """
-
-    images: torch.Tensor
-    actions: torch.Tensor
-    thoughts: torch.Tensor
-    thought_table: torch.Tensor
-    thought_index: torch.Tensor
-    starts: torch.Tensor
-    active: list[int]
-    has_start: list[bool]
-
-
-@dataclass
-class Batch:
-    """Whole episodes, time-major and padded, longest first (numpy, on the host).
-
-    Attributes:
-        images: [T, B, 7, 7, 3] uint8.
-        actions: [T, B] int64.
-        thought_rows: [T, B] int64 rows of `thought_table`.
-        valid: [T, B] bool.
-        missions: [B, Lm] int64 word ids, PAD-padded.
-        thought_table: [U, Lt] the dataset's unique thoughts.
-        episodes: [B] dataset indices; seeds: [B] env seeds; lengths: [B] steps.
-    """
-
-    images: np.ndarray
-    actions: np.ndarray
-    thought_rows: np.ndarray
-    valid: np.ndarray
-    missions: np.ndarray
-    thought_table: np.ndarray
-    episodes: np.ndarray
-    seeds: np.ndarray
-    lengths: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.episodes)
-
-    @property
-    def horizon(self) -> int:
-        return self.images.shape[0]
-
-    @property
-    def num_steps(self) -> int:
-        return int(self.lengths.sum())
-
-    def mission_tensor(self, device: torch.device | str) -> torch.Tensor:
-        return torch.from_numpy(self.missions).to(device)
-
-    def windows(self, recurrence: int, device: torch.device | str) -> Iterator[Window]:
-        """Consecutive windows of `recurrence` steps; the last one may be shorter."""
-        for start in range(0, self.horizon, recurrence):
-            stop = min(start + recurrence, self.horizon)
-            valid = self.valid[start:stop]
-            distinct, index = np.unique(self.thought_rows[start:stop][valid], return_inverse=True)
-            table = self.thought_table[distinct]
-            width = max(int((table != PAD).sum(axis=-1).max()) if len(table) else 0, 2)
-            table = np.ascontiguousarray(table[:, :width])
-            thought_index = np.zeros(valid.shape, dtype=np.int64)
-            thought_index[valid] = index.reshape(-1)
-            thoughts = table[thought_index] * valid[..., None]
-            starts = np.zeros_like(valid)
-            if start == 0:
-                starts[0] = True
-            yield Window(
-                images=torch.from_numpy(self.images[start:stop]).to(device).long(),
-                actions=torch.from_numpy(self.actions[start:stop]).to(device),
-                thoughts=torch.from_numpy(thoughts).to(device),
-                thought_table=torch.from_numpy(table).to(device),
-                thought_index=torch.from_numpy(thought_index).to(device),
-                starts=torch.from_numpy(starts).to(device),
-                active=valid.sum(axis=1).tolist(),
-                has_start=starts.any(axis=1).tolist(),
-            )
 
 
 class EpochSampler:

@@ -5,13 +5,16 @@ field is its `--help`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from babyai.agent.model import INSTR_ARCHS, ModelConfig
 from babyai.common.errors import UserError
 from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.env.envs import check_level
+
+LAYOUTS = ("lanes", "episodes")
+CONV_PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -42,7 +45,12 @@ class TrainConfig:
     recurrence: int = 20
     """Steps of truncated back-propagation through time (the paper: 80)."""
     batch_size: int = 32
-    """Episodes per optimizer step, over all ranks (the paper: 180)."""
+    """Episodes per optimizer step, over all ranks (the paper: 180); with `--layout lanes`,
+    the number of lanes, and a batch holds as many steps on average."""
+    layout: str = field(default="lanes", metadata={"choices": LAYOUTS})
+    """How batches are laid out: `lanes` (each row a continuous stream of episodes, full
+    rows at every step, about mean-length batches; faster) or `episodes` (one whole episode
+    per row, as in the original: a batch runs as long as its longest episode)."""
     lr: float = 1e-4
     """Adam learning rate (the paper: 5e-4)."""
     optim_eps: float = 1e-5
@@ -85,9 +93,14 @@ class TrainConfig:
     """Also write TensorBoard scalars (train/..., val/...) into the run directory."""
     device: str = "auto"
     """`auto`, `cpu` or `cuda` (mixed precision is used on CUDA only)."""
+    conv_precision: str = field(default="auto", metadata={"choices": CONV_PRECISIONS})
+    """Precision of the convolutions when training on a CPU: `bf16` (several times faster on
+    CPUs with native bfloat16; everything else stays float32), `fp32`, or `auto` (bf16 where
+    the CPU computes it natively). CUDA training uses float16 mixed precision regardless."""
     threads: int = 0
-    """torch CPU threads (0 = torch's default). On a shared 2-core machine 1 can be much
-    faster than 2: we measured 215 vs 26 frames/s when another process held one core."""
+    """torch CPU threads (0 = the cores the load average leaves free, at least 1: on a
+    shared 2-core machine 2 threads can be many times slower than 1 when another process
+    holds a core)."""
 
     def check(self) -> None:
         """Clear errors for values the user got wrong, before any work is done."""
@@ -110,6 +123,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if self.layout not in LAYOUTS:
+            raise UserError(f"unknown --layout {self.layout!r}; available: {', '.join(LAYOUTS)}")
+        if self.conv_precision not in CONV_PRECISIONS:
+            raise UserError(f"unknown --conv-precision {self.conv_precision!r}; available: "
+                            f"{', '.join(CONV_PRECISIONS)}")
         check_level(self.env)
 
     def run_name(self) -> str:

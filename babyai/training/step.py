@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from babyai.agent.model import Agent
+from babyai.agent.model import Agent, Memory
 from babyai.common.errors import UserError
-from babyai.data.dataset import Batch
+from babyai.data.batch import Batch
 from babyai.training.config import TrainConfig
 from babyai.training.distributed import DistContext, all_reduce_gradients, all_reduce_sum
 from babyai.training.loss import imitation_loss, thought_nll
@@ -53,11 +53,18 @@ class BatchStep:
         `total_steps` is the number of valid steps of the global batch (all ranks).
         Returns the batch's metrics (global means when distributed).
         """
+        return self.run(batch, teacher_forcing, total_steps)[0]
+
+    def run(self, batch: Batch, teacher_forcing: bool, total_steps: int,
+            memory: Memory | None = None) -> tuple[dict[str, float], Memory | None]:
+        """As `__call__`, starting from `memory` (lanes carry it from batch to batch; default
+        zeros); also returns the detached memory after the batch's last step."""
         config = self.config
         sums = torch.zeros(6, dtype=torch.float64)  # loss, action, thought, entropy, correct, steps
         self.optimizer.zero_grad(set_to_none=True)
         if len(batch):
-            memory = self.agent.initial_memory(len(batch), self.device)
+            if memory is None:
+                memory = self.agent.initial_memory(len(batch), self.device)
             missions = batch.mission_tensor(self.device)
             for window in batch.windows(config.recurrence, self.device):
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
@@ -95,7 +102,7 @@ class BatchStep:
         steps = max(float(sums[5]), 1.0)
         return {"loss": loss, "action_nll": float(sums[1]), "thought_nll": float(sums[2]),
                 "entropy": float(sums[3]), "action_acc": float(sums[4]) / steps,
-                "grad_norm": grad_norm, "steps": float(sums[5])}
+                "grad_norm": grad_norm, "steps": float(sums[5])}, memory
 
     def _thought_backward(self, output: WindowOutput, total_steps: int
                           ) -> tuple[float, tuple[torch.Tensor, torch.Tensor] | None]:

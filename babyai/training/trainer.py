@@ -26,11 +26,14 @@ import torch
 from tqdm import tqdm
 
 from babyai.agent.checkpoint import read_checkpoint, save_checkpoint
+from babyai.agent.layers import cpu_has_fast_bf16, use_bf16_convolutions
 from babyai.agent.model import build_agent
 from babyai.common import storage
 from babyai.common.errors import UserError
-from babyai.common.runtime import derived_seed, pick_device, seed_everything
-from babyai.data.dataset import Batch, EpochSampler, batches, load_dataset
+from babyai.common.runtime import default_threads, derived_seed, pick_device, seed_everything
+from babyai.data.batch import Batch
+from babyai.data.dataset import EpochSampler, batches, load_dataset
+from babyai.data.lanes import LanePlan
 from babyai.data.vocab import Vocabulary
 from babyai.training import distributed
 from babyai.training.callbacks import EarlyStopping
@@ -67,8 +70,11 @@ class Trainer:
     def __init__(self, config: TrainConfig, dist_context: DistContext | None = None) -> None:
         config.check()
         self.config = config
-        if config.threads > 0:
-            torch.set_num_threads(config.threads)
+        threads = default_threads(config.threads)
+        if config.threads == 0 and threads < torch.get_num_threads():
+            log.info("using %d torch thread(s): the load average leaves %d core(s) free "
+                     "(--threads N to choose)", threads, threads)
+        torch.set_num_threads(threads)
         self.dist = dist_context or DistContext()
         self.device = pick_device(config.device)
         if self.dist.enabled and self.device.type == "cuda":
@@ -87,6 +93,10 @@ class Trainer:
         self._load_data(root, Vocabulary.from_list(resume["vocab"]) if resume else None)
 
         self.agent = build_agent(config.model_config(len(self.vocab))).to(self.device)
+        self.conv_bf16 = self.device.type == "cpu" and (
+            config.conv_precision == "bf16"
+            or (config.conv_precision == "auto" and cpu_has_fast_bf16()))
+        use_bf16_convolutions(self.agent, self.conv_bf16)
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.lr,
                                           eps=config.optim_eps)
         self.amp = self.device.type == "cuda"
@@ -185,6 +195,11 @@ class Trainer:
         torch.manual_seed(derived_seed(config.seed, epoch, self.dist.rank))
         indices = self.sampler.next_epoch()
         epoch_batches = batches(indices, config.batch_size)
+        plan = None
+        if config.layout == "lanes":
+            plan = LanePlan.build(indices, self.train_data.lengths[indices], config.batch_size,
+                                  len(epoch_batches))
+        count = len(plan) if plan is not None else len(epoch_batches)
         tf_prob = teacher_forcing_prob(epoch, config.epochs, config.stop_tf)
         draws = teacher_forcing_draws(config.seed, epoch, len(epoch_batches), tf_prob)
         lr = learning_rate(epoch, config.lr, warm_start=config.warm_start, stop_tf=config.stop_tf)
@@ -193,15 +208,23 @@ class Trainer:
         self.agent.train()
         totals: dict[str, float] = {}
         started = time.perf_counter()
-        bar = tqdm(epoch_batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+        bar = tqdm(range(count), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
                    leave=False, disable=not self.dist.is_main)
-        for number, global_indices in enumerate(bar):
-            lengths = self.train_data.lengths[global_indices]
-            mine = self.dist.share(global_indices, lengths)
+        memory = None  # lanes: each lane's memory, carried from batch to batch
+        for number in bar:
             teacher_forcing = bool(draws[number]) or not config.use_thoughts
+            if plan is not None:
+                batch = plan.batch(self.train_data, number,
+                                   slice(self.dist.rank, None, self.dist.world_size))
+                global_indices, total = batch.episodes, plan.batch_steps(number)
+            else:
+                global_indices = epoch_batches[number]
+                lengths = self.train_data.lengths[global_indices]
+                batch = self.train_data.batch(self.dist.share(global_indices, lengths))
+                total = int(lengths.sum())
             try:
-                metrics = self.train_batch(self.train_data.batch(mine), teacher_forcing,
-                                           int(lengths.sum()))
+                metrics, memory = self.step.run(batch, teacher_forcing, total,
+                                                memory if plan is not None else None)
             except Exception as error:
                 raise self._batch_error(error, epoch, number, global_indices) from error
             for key, value in metrics.items():
@@ -218,7 +241,7 @@ class Trainer:
         self.state.episodes += len(indices)
         self.state.seconds += seconds
         return {"lr": lr, "tf_prob": tf_prob,
-                "tf_share": totals.get("tf", 0.0) / max(len(epoch_batches), 1),
+                "tf_share": totals.get("tf", 0.0) / max(count, 1),
                 **{f"train/{k}": totals.get(k, 0.0) / steps for k in
                    ("loss", "action_nll", "thought_nll", "entropy", "action_acc", "grad_norm")},
                 "train/fps": totals.get("steps", 0.0) / max(seconds, 1e-9)}

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 
 from babyai.agent.model import Agent, Memory
-from babyai.data.dataset import Window
+from babyai.data.batch import Window
 
 
 class WindowOutput(NamedTuple):
@@ -38,8 +38,11 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
     Returns the window's outputs and the memory after its last step (rows still active).
     """
     rows = window.active[0]
-    mission = agent.encode_missions(missions[:rows])
     memory = memory.index(slice(0, rows))
+    if window.mission_index is None:  # per-episode layout: row b's mission is mission b
+        mission = agent.encode_missions(missions[:rows])
+    else:  # lanes: the batch's missions encoded once, gathered per step
+        all_missions = agent.encode_missions(missions)
     logits, actions, targets, upper_h, upper_c = [], [], [], [], []
     use_thoughts = agent.config.use_thoughts
     table = None
@@ -51,8 +54,11 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
             break
         if active < rows:
             memory = memory.index(slice(0, active))
-            mission = mission.index(slice(0, active))
+            if window.mission_index is None:
+                mission = mission.index(slice(0, active))
             rows = active
+        if window.mission_index is not None:
+            mission = all_missions.index(window.mission_index[t, :active])
         if window.has_start[t]:
             memory = memory.mask(~window.starts[t, :active])
         target = window.thoughts[t, :active] if use_thoughts else None
