@@ -250,10 +250,12 @@ def test_clear_errors(demos, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_ranks_on_cpu_split_each_epoch_and_stay_in_sync(demos):
+@pytest.mark.parametrize("layout", ["episodes", "lanes"])
+def test_two_ranks_on_cpu_split_each_epoch_and_stay_in_sync(demos, layout):
     args = ["--env", ENV, "--demos", "synth", "--storage", str(demos), "--memory-dim", "24",
             "--instr-dim", "16", "--image-dim", "16", "--batch-size", "6", "--recurrence", "4",
-            "--epochs", "2", "--val-episodes", "0", "--device", "cpu"]
+            "--epochs", "2", "--val-episodes", "0", "--device", "cpu", "--layout", layout,
+            "--conv-precision", "fp32"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                              "--nproc_per_node", "2", str(REPO / "scripts" / "train_tc.py"),
@@ -262,7 +264,7 @@ def test_two_ranks_on_cpu_split_each_epoch_and_stay_in_sync(demos):
     assert result.returncode == 0, result.stderr[-3000:]
     ddp_rows = _rows(demos / "models" / "ddp")
     single = train(TrainConfig(**dict(TINY, recurrence=4), demos="synth", storage=str(demos),
-                               epochs=2, model="single", device="cpu"))
+                               epochs=2, model="single", device="cpu", layout=layout))
     single_rows = _rows(single.run_dir)
     # the ranks together consumed exactly the episodes (and steps) of a single-process run
     assert [r["frames"] for r in ddp_rows] == [r["frames"] for r in single_rows]

@@ -58,7 +58,7 @@ ORIGINAL_FPS = {"a": 40.0, "b": 310.0}
 """Frames/s of the original Thought Cloning implementation (teacher-forced TC training),
 measured on this kind of machine (2 CPU cores) at settings (a) and (b): the references of
 the speed targets (2x these)."""
-NEW = dict(layout="lanes", conv_precision="auto")
+NEW = dict(layout="lanes", conv_precision="auto")  # explicit: the defaults may differ
 OLD = dict(layout="episodes", conv_precision="fp32")
 
 
