@@ -20,6 +20,7 @@ COMMANDS = {
     "tc-bench-demos": "bench_demos",
     "tc-bench-eval": "bench_eval",
     "tc-bench-train": "bench_train",
+    "tc-bench-rl": "bench_rl",
     "tc-draw-architecture": "draw_architecture",
 }
 """Console commands -> modules of babyai.commands (scripts/<module>.py are shims of the same)."""

@@ -180,3 +180,46 @@ def test_rl_seed_ranges_lie_between_the_others():
     from babyai.common import seeds
     assert seeds.IN_DISTRIBUTION_START + 10**11 <= seeds.RL_TRAIN_START
     assert seeds.RL_TRAIN_START + seeds.RL_TRAIN_SPAN <= seeds.RL_EVAL_START
+
+
+def test_finetune_picks_the_hardest_failed_bin_per_kind_and_draws_curves(tmp_path):
+    from babyai.commands import finetune
+    vocab = Vocabulary(WORDS)
+    for use_thoughts, name in ((True, "tc"), (False, "bc")):
+        agent, _ = _tiny_agent(use_thoughts)
+        save_checkpoint(tmp_path / f"{name}.pt", agent, vocab)
+    levels = {"demo": {25: {s: {} for s in range(100, 105)}, 75: {s: {} for s in range(200, 205)},
+                       "425+": {s: {} for s in range(300, 302)}},
+              "mission": {3: {s: {} for s in range(400, 405)}}}
+    (tmp_path / "levels").mkdir()
+    with open(tmp_path / "levels" / "ft.pkl", "wb") as handle:
+        pickle.dump(levels, handle)
+    results = tmp_path / "results.csv"
+    rows = [("tc", "demo", "25", 0.1), ("bc", "demo", "25", 0.2), ("tc", "demo", "75", 0.0),
+            ("bc", "demo", "75", 0.5), ("tc", "demo", "425+", 0.0), ("bc", "demo", "425+", 0.0),
+            ("tc", "mission", "3", 0.9), ("bc", "mission", "3", 0.0)]
+    results.write_text("model,diff_type,diff,success_rate,episodes\n"
+                       + "".join(f"{m},{k},{d},{s},10\n" for m, k, d, s in rows))
+    # 75: BC above 30%; 425+: too few seeds; mission 3: TC above 30% -> only demo 25
+    path = finetune.main(["--env", ENV, "--tc-model", str(tmp_path / "tc.pt"), "--bc-model",
+                          str(tmp_path / "bc.pt"), "--ood-results", str(results), "--levels", "ft",
+                          "--out", str(tmp_path / "out"), "--storage", str(tmp_path),
+                          "--frames", "32", "--seeds", "1", "--eval-episodes", "2",
+                          "--min-train-seeds", "2", "--procs", "4", "--frames-per-proc", "8",
+                          "--recurrence", "4", "--batch-size", "16", "--workers", "1"])
+    with open(path, newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(r["diff_type"], r["diff"], r["agent"]) for r in table] == [
+        ("demo", "25", "tc"), ("demo", "25", "bc")]
+    assert (tmp_path / "out" / "finetune.png").is_file()
+    assert (tmp_path / "out" / "runs" / "finetune_tc_demo25_s1" / "best.pt").is_file()
+
+
+def test_pipeline_finetunes_only_when_asked(tmp_path):
+    from babyai.pipeline.config import Paths, PipelineConfig
+    from babyai.pipeline.pipeline import build_stages
+    paths = Paths(tmp_path, "q")
+    assert "finetune" not in [stage.name for stage in build_stages(PipelineConfig(), paths)]
+    stages = build_stages(PipelineConfig(finetune=True, finetune_frames=1280), paths)
+    assert [stage.name for stage in stages][-2:] == ["finetune_levels", "finetune"]
+    assert "1280" in stages[-1].args and stages[-1].module == "babyai.commands.finetune"

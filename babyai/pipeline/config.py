@@ -61,6 +61,18 @@ class PipelineConfig:
     gif_seed: int = IN_DISTRIBUTION_START + 12
     """Level shown in the report's GIF: an in-distribution test seed whose mission combines
     open, put-next and "after" (the default TC agent solves it in 59 steps)."""
+    finetune: bool = False
+    """Also fine-tune TC and BC with PPO on the hardest out-of-distribution bins where both
+    fail (the paper's Fig. 4b): a larger level set for those bins, then the runs, then
+    success-vs-frames curves in the report."""
+    finetune_frames: int = 50_000
+    """Frames per fine-tuning run (with --finetune)."""
+    finetune_seeds: int = 2
+    """PPO seeds per agent and bin (with --finetune)."""
+    finetune_levels_per_bin: int = 60
+    """Seeds per bin of the fine-tuning level set (20 are held out for evaluation)."""
+    finetune_max_draws: int = 4000
+    """Bound on the seeds measured to fill the fine-tuning level set."""
     force: bool = False
     """Rerun every stage even if its inputs are unchanged."""
     extra_train_args: list[str] = field(default_factory=list, metadata={"flag": False})
@@ -70,7 +82,8 @@ class PipelineConfig:
         check_level(self.env)
         for name in ("episodes", "valid_episodes", "epochs", "batch_size", "recurrence",
                      "memory_dim", "instr_dim", "image_dim", "val_episodes", "levels_per_bin",
-                     "eval_episodes", "workers"):
+                     "eval_episodes", "workers", "finetune_frames", "finetune_seeds",
+                     "finetune_levels_per_bin", "finetune_max_draws"):
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name.replace('_', '-')} must be positive")
         if not 0 <= self.noise_rate <= 1:
@@ -102,6 +115,10 @@ class Paths:
     @property
     def levels(self) -> Path:
         return storage.levels_path(f"{self.name}_levels", self.root)
+
+    @property
+    def finetune_levels(self) -> Path:
+        return storage.levels_path(f"{self.name}_finetune_levels", self.root)
 
     @property
     def report(self) -> Path:

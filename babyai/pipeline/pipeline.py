@@ -8,7 +8,8 @@ stopped. All files live under one storage root::
     demos/<name>.pkl, demos/<name>_valid.pkl
     models/<name>_tc/, models/<name>_bc/
     levels/<name>_levels.pkl
-    reports/<name>/            README.md, curves.png, ood/, indist/, tc_agent.gif, stages.json
+    reports/<name>/            README.md, curves.png, ood/, indist/, tc_agent.gif, stages.json,
+                               finetune/ (with --finetune)
 """
 from __future__ import annotations
 
@@ -83,7 +84,32 @@ def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
         ["--model", models[0], "--env", config.env, "--seed", str(config.gif_seed),
          "--bot-thoughts", "--out", str(gif), *root],
         inputs=[checkpoints[0]], outputs=[gif]))
+    if config.finetune:
+        stages += finetune_stages(config, paths, models, checkpoints, ood_dir / "results.csv")
     return stages
+
+
+def finetune_stages(config: PipelineConfig, paths: Paths, models: list[str],
+                    checkpoints: list[Path], ood_results: Path) -> list[Stage]:
+    """`--finetune`: a level set with enough seeds per bin, then PPO runs on the hardest bins
+    where both agents fail zero-shot (bins chosen from the OOD evaluation)."""
+    root = ["--storage", str(paths.root)]
+    levels = Stage(
+        "finetune_levels", "babyai.commands.make_testing_levels",
+        ["--env", config.env, "--per-bin", str(config.finetune_levels_per_bin),
+         "--max-draws", str(config.finetune_max_draws), "--workers", str(config.workers),
+         "--out", str(paths.finetune_levels), "--quiet", *root],
+        outputs=[paths.finetune_levels])
+    out = paths.report / "finetune"
+    finetune = Stage(
+        "finetune", "babyai.commands.finetune",
+        ["--env", config.env, "--tc-model", models[0], "--bc-model", models[1],
+         "--ood-results", str(ood_results), "--levels", str(paths.finetune_levels),
+         "--out", str(out), "--name", config.name, "--frames", str(config.finetune_frames),
+         "--seeds", str(config.finetune_seeds), "--workers", str(config.workers), *root],
+        inputs=[*checkpoints, ood_results, paths.finetune_levels],
+        outputs=[out / "finetune.csv"], workdir=out)
+    return [levels, finetune]
 
 
 def run_pipeline(config: PipelineConfig) -> Path:

@@ -110,6 +110,26 @@ def training_section(config: PipelineConfig, paths: Paths, curves: Path) -> list
     return lines
 
 
+def finetune_section(directory: Path) -> list[str]:
+    """With `--finetune`: held-out success of every PPO run and the success-vs-frames figure."""
+    rows = _read_csv(directory / "finetune.csv")
+    if not (directory / "finetune.csv").is_file():
+        return []
+    lines = ["## Reinforcement-learning fine-tuning (the paper's Fig. 4b)", "",
+             "PPO on the hardest bins of each difficulty kind where both agents were below 30% "
+             "zero-shot; success on the bin's held-out seeds (greedy thoughts, sampled actions) "
+             "at the start, at the end and at its best.", ""]
+    if not rows:
+        return lines + ["No bin qualified (see the finetune stage's log).", ""]
+    lines += _table(["bin", "agent", "seed", "frames", "start", "last", "best"],
+                    [[f"{row['diff_type']} {row['diff']}", row["agent"].upper(), row["seed"],
+                      row["frames"], _pct(float(row["start"])), _pct(float(row["last"])),
+                      _pct(float(row["best"]))] for row in rows])
+    if (directory / "finetune.png").is_file():
+        lines += ["", "![fine-tuning curves](finetune/finetune.png)"]
+    return lines
+
+
 def write_report(config: PipelineConfig, paths: Paths, stages: Sequence[Stage],
                  timings: dict[str, float]) -> Path:
     """Write `reports/<name>/README.md` (and the training-curves PNG) from the stage outputs."""
@@ -123,6 +143,7 @@ def write_report(config: PipelineConfig, paths: Paths, stages: Sequence[Stage],
     lines += training_section(config, paths, curves) + [""]
     lines += ood_section(report_dir / "ood" / "results.csv", report_dir / "ood" / "success.png",
                          report_dir) + [""]
+    lines += finetune_section(report_dir / "finetune") + [""]
     lines += ["## What the TC agent thinks", "",
               "Mission, the agent's current thought, the bot's thought for the same state, and "
               "the action, at every step:", "", "![TC agent](tc_agent.gif)", ""]
