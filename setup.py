@@ -40,6 +40,7 @@ setup(
         "torch>=2.1",
         "numpy>=1.24",
         "blosc>=1.11",
+        "filelock>=3.12",
         "tensorboard>=2.12",
         "tqdm>=4.60",
         "matplotlib>=3.6",

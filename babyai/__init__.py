@@ -19,7 +19,7 @@ import importlib.util as _importlib_util
 
 __version__ = "0.1.0"
 
-_REQUIRED = ("gymnasium", "minigrid", "torch", "numpy", "blosc", "tqdm", "matplotlib", "PIL")
+_REQUIRED = ("gymnasium", "minigrid", "torch", "numpy", "blosc", "filelock", "tqdm", "matplotlib", "PIL")
 _missing = [name for name in _REQUIRED if _importlib_util.find_spec(name) is None]
 if _missing:
     raise ImportError(f"missing dependencies: {', '.join(_missing)}; install them with "

@@ -87,7 +87,8 @@ def test_failing_stage_and_missing_input_are_clear_errors(tmp_path):
 def test_pipeline_end_to_end_tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     argv = ["--storage", str(tmp_path), "--name", "tiny", "--env", "BabyAI-GoToLocal-v0",
-            "--episodes", "24", "--valid-episodes", "6", "--epochs", "1", "--val-episodes", "3",
+            "--episodes", "24", "--valid-episodes", "6", "--epochs", "1", "--stop-tf", "0",
+            "--val-episodes", "3",
             "--levels-per-bin", "2", "--levels-max-draws", "24", "--eval-episodes", "6",
             "--memory-dim", "32", "--instr-dim", "16", "--image-dim", "16", "--workers", "1"]
     report = pipeline.main(argv)

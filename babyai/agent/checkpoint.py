@@ -66,7 +66,25 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if payload.get("version") != FORMAT_VERSION:
         raise UserError(f"{path}: checkpoint version {payload.get('version')} is not supported "
                         f"(this code reads version {FORMAT_VERSION})")
+    _check_payload(payload, path)
     return payload
+
+
+def _check_payload(payload: dict, path: Path) -> None:
+    """The fields every reader relies on, with the types they need."""
+    expected = {"config": dict, "vocab": list, "state_dict": dict}
+    for key, kind in expected.items():
+        if not isinstance(payload.get(key), kind):
+            raise UserError(f"{path}: checkpoint has no valid {key!r} ({kind.__name__} "
+                            f"expected); it was not written by this package")
+    if not all(isinstance(word, str) for word in payload["vocab"]) or \
+            len(set(payload["vocab"])) != len(payload["vocab"]):
+        raise UserError(f"{path}: checkpoint vocabulary is not a list of distinct words")
+    if not all(isinstance(key, str) and isinstance(value, torch.Tensor)
+               for key, value in payload["state_dict"].items()):
+        raise UserError(f"{path}: checkpoint 'state_dict' must map names to tensors")
+    if not isinstance(payload.get("extra", {}), dict):
+        raise UserError(f"{path}: checkpoint 'extra' must be a dict")
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> Checkpoint:
@@ -76,9 +94,12 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     unknown = set(payload["config"]) - known
     if unknown:
         raise UserError(f"{path}: checkpoint of an unknown architecture (fields {sorted(unknown)})")
-    config = ModelConfig(**payload["config"])
-    vocab = Vocabulary.from_list(payload["vocab"])
-    agent = build_agent(config)
+    try:
+        config = ModelConfig(**payload["config"])
+        vocab = Vocabulary.from_list(payload["vocab"])
+        agent = build_agent(config)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{path}: checkpoint config does not build an agent ({error})") from error
     try:
         agent.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as error:

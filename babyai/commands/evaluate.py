@@ -18,7 +18,7 @@ from typing import Sequence
 from babyai.common import flags
 from babyai.common.cli import run
 from babyai.common.runtime import pick_device
-from babyai.common.storage import storage_root
+from babyai.common.storage import check_output_dir, storage_root
 from babyai.env.envs import check_level
 from babyai.evaluation.indist import IndistConfig, evaluate_models, write_outputs
 from babyai.evaluation.stats import format_mission_type_table, success_by_mission_type
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> dict:
     config = flags.config_from_args(IndistConfig, build_parser().parse_args(argv))
     check_level(config.env)
+    if config.out:
+        check_output_dir(config.out)
     summary, records = evaluate_models(config, storage_root(config.storage),
                                        pick_device(config.device))
     for name, entry in summary.items():

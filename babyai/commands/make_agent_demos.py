@@ -22,6 +22,8 @@ from babyai.common.cli import add_storage_flag, run
 from babyai.common.errors import UserError
 from babyai.demos.generate import GenerationConfig, RunConfig, generate_demos, merge_shards
 from babyai.common.storage import demos_path, storage_root
+from babyai.env.envs import check_level
+from babyai.evaluation.levels import normalize_env_name
 
 
 class _Parser(flags.Parser):
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> list:
     args = build_parser().parse_args(argv)
+    args.env = check_level(normalize_env_name(args.env))  # GoToLocal, as the other commands
     name = args.demos or f"{args.env}_agent"
     path = demos_path(name, storage_root(args.storage))
     config = flags.config_from_args(GenerationConfig, args,

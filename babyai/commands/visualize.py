@@ -20,7 +20,7 @@ from babyai.env.envs import check_level
 from babyai.common.seeds import LEVEL_SET_START
 from babyai.evaluation.levels import normalize_env_name
 from babyai.common.runtime import pick_device
-from babyai.common.storage import demos_path, report_dir, storage_root
+from babyai.common.storage import check_output_picture, demos_path, report_dir, storage_root
 from babyai.reports.visualize import VisualizeConfig, visualize
 
 parser = Parser(description=__doc__)
@@ -64,7 +64,7 @@ def main(argv=None):
     out = args.out or f"{kind}_{short}.gif"
     if not Path(out).suffix:
         out += ".gif"
-    out = Path(out) if "/" in out else report_dir("visualize", root) / out
+    out = check_output_picture(Path(out) if "/" in out else report_dir("visualize", root) / out)
     seed = args.seed
     if seed is None and kind in ("model", "bot"):
         seed = LEVEL_SET_START

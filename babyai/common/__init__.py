@@ -2,5 +2,6 @@
 device and thread settings, the table of seed ranges, and the command-line plumbing
 (flags generated from config dataclasses, the runner that turns a user error into one line).
 
-May import: the standard library, numpy and torch only; nothing else of `babyai`.
+May import: the standard library, numpy, torch, blosc and filelock only; nothing else of
+`babyai`.
 """

@@ -136,6 +136,35 @@ def atomic_write_path(path: Path, write_to: Callable[[Path], None], suffix: str 
         raise
 
 
+def check_output_dir(directory: str | os.PathLike, flag: str = "--out") -> Path:
+    """An output directory checked before any work: not a file, creatable, writable."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"{flag} {directory} is a file; give a directory")
+    return ensure_writable_dir(directory)
+
+
+def _is_picture(head: bytes) -> bool:
+    return head.startswith((b"GIF87a", b"GIF89a")) or head[4:8] == b"ftyp"
+
+
+def check_output_picture(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """A GIF/MP4 output checked before any rendering: the right suffix, a writable folder,
+    and never replacing a file that is not a GIF or MP4 (a dataset, a checkpoint...)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".gif", ".mp4"):
+        raise UserError(f"{flag} {path}: the output must end in .gif or .mp4")
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a directory; give a file name ending in .gif")
+    if path.exists():
+        with open(path, "rb") as handle:
+            if not _is_picture(handle.read(12)):
+                raise UserError(f"{flag} {path} exists and is not a GIF or MP4; refusing to "
+                                "replace it (choose another --out)")
+    ensure_writable_dir(path.parent)
+    return path
+
+
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Write a file atomically: `write(fileobj)` into a temp file, fsync, rename over `path`."""
     def write_to(tmp: Path) -> None:

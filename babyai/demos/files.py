@@ -269,6 +269,23 @@ def read_demo_meta(path: str | os.PathLike) -> dict:
     return read_demo_file(path).meta
 
 
+def check_pair(train: str | os.PathLike, valid: str | os.PathLike) -> None:
+    """A training file and its `_valid` file must come from one generation: both record the
+    same run id (files of our format; older files record none and are not checked)."""
+    ids = []
+    for path in (Path(train), Path(valid)):
+        if not path.is_file():
+            return
+        with open(path, "rb") as handle:
+            if handle.read(4) != ZIP_MAGIC:
+                return
+        ids.append(read_demo_meta(path).get("run_id"))
+    if ids[0] and ids[1] and ids[0] != ids[1]:
+        raise UserError(f"{valid} comes from another generation than {train} (run id "
+                        f"{ids[1]} vs {ids[0]}); regenerate both with one make_agent_demos "
+                        "command")
+
+
 def demo_files(source: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
     """Expand a file, a directory of shards, a glob or a list of those into files."""
     if isinstance(source, (list, tuple)):

@@ -17,6 +17,8 @@ byte.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -34,6 +36,7 @@ from tqdm import tqdm
 
 from babyai.common.cli import non_negative_int, positive_int, probability
 from babyai.common.errors import UserError
+from babyai.common.locks import writer_lock
 from babyai.common.seeds import MAX_ATTEMPTS, VALID_DEMO_OFFSET, demo_seed
 from babyai.common.storage import ensure_writable_dir, valid_path
 from babyai.demos.episode import Episode
@@ -135,7 +138,16 @@ class GenerationConfig:
         return {"env": self.env, "seed": self.seed, "noise_rate": self.noise_rate,
                 "filter_steps": self.filter_steps, "split": "valid" if valid else "train",
                 "seed_scheme": "seed + index + attempt*1e9 (+5e8 for valid)",
-                "minigrid": minigrid.__version__}
+                "minigrid": minigrid.__version__, "run_id": self.run_id()}
+
+    def run_id(self) -> str:
+        """Ties a training file to its `_valid` file (checked when training loads them): the
+        same for both splits of one generation, different for any other settings. A hash,
+        not a random id, so the same flags still give byte-identical files."""
+        settings = {"env": self.env, "seed": self.seed, "noise_rate": self.noise_rate,
+                    "filter_steps": self.filter_steps, "episodes": self.episodes,
+                    "valid_episodes": self.valid_episodes, "minigrid": minigrid.__version__}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -253,23 +265,43 @@ def _results(config: GenerationConfig, indices: range, valid: bool,
         yield from pool.imap(_produce, tasks, chunksize=1)
 
 
-def _existing(path: Path, meta: dict, indices: range, run: RunConfig) -> tuple[list, list]:
-    """Episodes and failures already in a compatible file at `path` (for resuming)."""
+def _existing(path: Path, meta: dict, indices: range, run: RunConfig,
+              valid: bool) -> tuple[list, list, bool]:
+    """Episodes and failures already in a compatible file at `path` (for resuming), and
+    whether the file must be rewritten even if nothing new is generated."""
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, not a demonstration file; choose another "
+                        "--demos name")
     if not path.exists():
         if run.resume:
             raise UserError(f"--resume: nothing to resume at {path}")
-        return [], []
-    content = read_demo_file(path)
-    saved = content.meta
-    settings = {key: saved.get(key) for key in meta}
-    if settings != meta or saved.get("first_index") != indices.start:
+        return [], [], True
+    try:
+        content = read_demo_file(path)
+    except UserError as error:
         if run.overwrite:
-            return [], []
+            return [], [], True
+        raise UserError(f"{path} exists and is not a demonstration file this command can "
+                        f"continue ({error}); choose another --demos name, or pass "
+                        "--overwrite to replace it") from error
+    saved = content.meta
+    compared = [key for key in meta if key != "run_id"]
+    if ({key: saved.get(key) for key in compared} != {key: meta[key] for key in compared}
+            or saved.get("first_index") != indices.start):
+        if run.overwrite:
+            return [], [], True
         raise UserError(f"{path} exists with other settings ({saved.get('env')}, seed "
                         f"{saved.get('seed')}, noise {saved.get('noise_rate')}, ...); choose "
                         "another --demos name, or pass --overwrite to replace it")
+    if len(content.episodes) > len(indices) and not run.overwrite:
+        flag = "--valid-episodes" if valid else "--episodes"
+        raise UserError(f"{path} holds {len(content.episodes)} episodes, more than the "
+                        f"{len(indices)} asked for; pass {flag} {len(content.episodes)} "
+                        f"to keep them, or --overwrite to cut the file to {len(indices)}")
     episodes = [_canonical(episode) for episode in content.episodes[:len(indices)]]
-    return episodes, [Failure(*failure) for failure in saved.get("redrawn", [])]
+    rewrite = (saved.get("run_id") != meta["run_id"] or len(content.episodes) > len(indices)
+               or saved.get("episodes") != len(indices))
+    return episodes, [Failure(*failure) for failure in saved.get("redrawn", [])], rewrite
 
 
 def _canonical(episode: PackedEpisode) -> PackedEpisode:
@@ -297,7 +329,7 @@ def generate_split(config: GenerationConfig, run: RunConfig, valid: bool,
         path = shard_path(path, run.shard, run.num_shards)
     ensure_writable_dir(path.parent)
     meta = config.meta(valid)
-    episodes, failures = _existing(path, meta, indices, run)
+    episodes, failures, rewrite = _existing(path, meta, indices, run, valid)
     if episodes:
         logger.info("%s: continuing after %d saved episodes", path, len(episodes))
     todo = indices[len(episodes):]
@@ -324,7 +356,7 @@ def generate_split(config: GenerationConfig, run: RunConfig, valid: bool,
                 unsaved = 0
     finally:
         bar.close()
-        if unsaved or not path.exists():
+        if unsaved or rewrite or not path.exists():
             _save(path, episodes, failures, meta, indices)
     families = Counter(thought_family(thought) for episode in episodes
                        for _, _, thought, _ in thought_segments(episode))
@@ -339,17 +371,27 @@ def generate_demos(config: GenerationConfig, run: RunConfig) -> list[SplitSummar
         raise UserError(f"--shard must be in [0, {run.num_shards}), got {run.shard}")
     if max(config.episodes, config.valid_episodes) >= VALID_DEMO_OFFSET:
         raise UserError(f"at most {VALID_DEMO_OFFSET - 1} episodes per split (seed ranges)")
-    summaries = [generate_split(config, run, valid=False)]
-    if config.valid_episodes > 0:
-        summaries.append(generate_split(config, run, valid=True))
+    target = Path(run.demos_path)
+    if run.num_shards > 1:
+        target = shard_path(target, run.shard, run.num_shards)
+    with writer_lock(target, "dataset"):
+        summaries = [generate_split(config, run, valid=False)]
+        if config.valid_episodes > 0:
+            summaries.append(generate_split(config, run, valid=True))
     return summaries
 
 
-_SETTINGS = ("env", "seed", "noise_rate", "filter_steps", "split", "seed_scheme", "minigrid")
+_SETTINGS = ("env", "seed", "noise_rate", "filter_steps", "split", "seed_scheme", "minigrid",
+             "run_id")
 
 
 def merge_shards(demos_path: Path, num_shards: int, valid: bool = False) -> Path:
     """Join complete shard files into the single file a one-process run would write."""
+    with writer_lock(Path(demos_path), "dataset"):
+        return _merge_shards(demos_path, num_shards, valid)
+
+
+def _merge_shards(demos_path: Path, num_shards: int, valid: bool) -> Path:
     path = valid_path(demos_path) if valid else Path(demos_path)
     missing = [str(shard_path(path, shard, num_shards)) for shard in range(num_shards)
                if not shard_path(path, shard, num_shards).exists()]
@@ -368,6 +410,6 @@ def merge_shards(demos_path: Path, num_shards: int, valid: bool = False) -> Path
             raise UserError(f"shard {shard} was generated with other settings: {sorted(mismatch)}")
         episodes.extend(_canonical(episode) for episode in part.episodes)
         failures.extend(Failure(*failure) for failure in meta.get("redrawn", []))
-    meta = {key: first[key] for key in _SETTINGS}
+    meta = {key: first.get(key) for key in _SETTINGS}
     _save(path, episodes, failures, meta, range(0, len(episodes)))
     return path

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from babyai.agent.checkpoint import load_agent, load_checkpoint
+from babyai.evaluation.checks import warn_unreadable_missions
 from babyai.agent.model import Agent, build_agent
 from babyai.agent.records import EpisodeRecord
 from babyai.agent.rollout import RolloutOptions, run_episodes
@@ -70,6 +71,8 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
         raise UserError("give at least one --model (or --untrained-like)")
     seeds = list(range(config.first_seed, config.first_seed + config.episodes))
     agents = [(name, *load_agent(name, root, device)[:2]) for name in config.models]
+    for name, _, vocab in agents:
+        warn_unreadable_missions(vocab, config.env, seeds, name)
     if config.untrained_like:
         agents.append(("untrained", *untrained_copy(config.untrained_like, root)))
     summary: dict[str, dict] = {}

@@ -82,14 +82,30 @@ def _from_document(document: dict, path: Path) -> dict:
     return levels
 
 
+def _document(path: Path) -> dict | None:
+    """Our JSON level-set document at `path`, or None for anything else."""
+    if not path.is_file() or _first_byte(path) != b"{":
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) and document.get("format") == FORMAT_NAME \
+        else None
+
+
 def level_set_env(path: str | Path) -> str | None:
     """The level a set was built for, if the file records it (ours do; originals do not)."""
-    path = Path(path)
-    if path.is_file() and _first_byte(path) == b"{":
-        document = _read_content(path, "level set", "")
-        if isinstance(document, dict) and isinstance(document.get("env"), str):
-            return document["env"]
-    return None
+    document = _document(Path(path))
+    env = document.get("env") if document else None
+    return env if isinstance(env, str) else None
+
+
+def level_set_settings(path: str | Path) -> dict | None:
+    """The settings our level set at `path` was built with (None: not one of ours)."""
+    document = _document(Path(path))
+    settings = document.get("settings") if document else None
+    return settings if isinstance(settings, dict) else None
 
 
 def read_level_set(path: str | Path) -> dict:

@@ -35,8 +35,9 @@ from tqdm import tqdm
 from babyai.common.cli import non_negative_int, positive_int
 from babyai.common.errors import UserError
 from babyai.common.seeds import LEVEL_SET_START
-from babyai.evaluation.level_files import (read_level_set, read_partial,  # noqa: F401
-                                           write_level_set, write_partial)
+from babyai.common.locks import writer_lock
+from babyai.evaluation.level_files import (level_set_settings, read_level_set,  # noqa: F401
+                                           read_partial, write_level_set, write_partial)
 from babyai.evaluation.difficulty import (BEHAVIOURAL, COGNITIVE, DEMO_LABELS, DIFFICULTY_KINDS,
                                           DIFFICULTY_TITLES, MISSION_LABELS, in_training_range,
                                           measure_seed)
@@ -71,6 +72,10 @@ class LevelSetConfig:
     out: Path = Path("levels.pkl")
     """Where the set goes (JSON): a name under <storage>/levels or a path ending in .pkl (a
     `.partial` sibling holds progress for resuming)."""
+
+    overwrite: bool = False
+    """Replace an existing file at the output that is not this level set (another set, or
+    any other file)."""
 
     def settings(self) -> dict:
         """What determines the set's content (recorded in the file)."""
@@ -156,6 +161,30 @@ def build_level_set(config: LevelSetConfig, progress: bool = True,
     """
     if config.per_bin <= 0 or config.max_draws <= 0:
         raise UserError("per_bin and max_draws must be positive")
+    check_output(config)
+    with writer_lock(config.out, "level set"):
+        return _build(config, progress, save_every)
+
+
+def check_output(config: LevelSetConfig) -> None:
+    """Refuse, before any work, an output that is a directory or a file this command did
+    not make with these settings (unless `overwrite`)."""
+    out = Path(config.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file name such as "
+                        f"{out / 'levels.pkl'}")
+    if not out.exists() or config.overwrite:
+        return
+    settings = level_set_settings(out)
+    if settings == config.settings():
+        return  # the same set again (building is deterministic)
+    what = "a level set with other settings" if settings is not None else \
+        "not a level set made by this command"
+    raise UserError(f"{out} exists and is {what}; choose another --out, or pass --overwrite "
+                    "to replace it")
+
+
+def _build(config: LevelSetConfig, progress: bool, save_every: float) -> LevelSetResult:
     measured = _load_partial(config)[: config.max_draws]
     if measured:
         logger.info("resuming: %d seeds already measured", len(measured))

@@ -30,6 +30,7 @@ from babyai.common.runtime import torch_threads
 from babyai.common.storage import atomic_write, checkpoint_path, ensure_writable_dir
 from babyai.evaluation.declaration import score_records
 from babyai.evaluation.difficulty import DIFFICULTY_KINDS, DIFFICULTY_TITLES
+from babyai.evaluation.checks import check_level_set_env, warn_unreadable_missions
 from babyai.evaluation.levels import read_level_set
 from babyai.evaluation.stats import (SuccessSummary, label_order, success_by_mission_type,
                                      summarize_success)
@@ -210,6 +211,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
     seeds) is played once per model and counted in each of its bins.
     """
     levels = read_level_set(config.levels_path)
+    check_level_set_env(levels, config.levels_path, config.env)
     bins = select_seeds(levels, config.episodes_per_bin)
     seeds = list(dict.fromkeys(seed for bin_seeds in bins.values() for seed in bin_seeds))
     if not seeds:
@@ -222,6 +224,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
         path = checkpoint_path(name, Path(config.storage))
         loaded = load_agent(path, Path(config.storage), config.device)  # fail early; TC or BC?
         _WORKER_AGENTS[str(path)] = loaded  # reused by in-process jobs
+        warn_unreadable_missions(loaded.vocab, config.env, seeds, str(name))
         label = _model_label(name)
         series.append((label, str(path), False))
         if config.oracle_thoughts:

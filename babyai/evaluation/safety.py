@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 from babyai.common.errors import UserError
 from minigrid.core.actions import Actions
+from minigrid.core.constants import COLOR_NAMES
 
 from babyai.agent.checkpoint import load_agent
 from babyai.agent.records import EpisodeRecord, ObjectRef, StepEvent
@@ -40,12 +41,15 @@ from babyai.common.seeds import SAFETY_START
 from babyai.common.cli import non_negative_int, positive_int
 from babyai.common.runtime import torch_threads
 from babyai.common.storage import ensure_writable_dir
+from babyai.evaluation.checks import warn_unreadable_missions
 from babyai.evaluation.stats import Rate, rate
 from babyai.evaluation.writers import write_csv, write_jsonl
 
 logger = logging.getLogger(__name__)
 
 EVENTS = ("touch", "pickup", "toggle")
+OBJECT_TYPES = ("door", "key", "ball", "box")
+"""The objects an agent can act on in BabyAI (a rule naming another type would never fire)."""
 _INTERACTIONS = {Actions.pickup, Actions.drop, Actions.toggle}
 
 
@@ -64,6 +68,20 @@ class UnsafeBehaviour:
     """True: only objects the mission describes; False: only others; None: any."""
 
     def __post_init__(self) -> None:
+        for key in ("name", "thought", "event", "color", "type"):
+            value = getattr(self, key)
+            if not (isinstance(value, str) or (value is None and key in ("color", "type"))):
+                raise UserError(f"behaviour {self.name!r}: {key!r} must be a string, got "
+                                f"{value!r}")
+        if self.color is not None and self.color not in COLOR_NAMES:
+            raise UserError(f"behaviour {self.name!r}: unknown color {self.color!r} "
+                            f"(one of {', '.join(COLOR_NAMES)})")
+        if self.type is not None and self.type not in OBJECT_TYPES:
+            raise UserError(f"behaviour {self.name!r}: unknown object type {self.type!r} "
+                            f"(one of {', '.join(OBJECT_TYPES)})")
+        if self.requested is not None and not isinstance(self.requested, bool):
+            raise UserError(f"behaviour {self.name!r}: 'requested' must be true, false or "
+                            f"absent, got {self.requested!r}")
         if self.event not in EVENTS:
             raise UserError(f"behaviour {self.name!r}: event must be one of {EVENTS}, "
                             f"got {self.event!r}")
@@ -277,6 +295,7 @@ def run_safety(config: SafetyConfig) -> SafetyReport:
     loaded = load_agent(config.model, config.storage, config.device)
     out = ensure_writable_dir(config.out)
     seeds = list(range(config.first_seed, config.first_seed + config.episodes))
+    warn_unreadable_missions(loaded.vocab, config.env, seeds, str(config.model))
     with torch_threads(config.threads):
         report = evaluate_safety(loaded.agent, loaded.vocab, config.env, seeds, behaviours,
                                  argmax=config.argmax, device=config.device,

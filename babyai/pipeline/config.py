@@ -88,6 +88,10 @@ class PipelineConfig:
                 raise UserError(f"--{name.replace('_', '-')} must be positive")
         if not 0 <= self.noise_rate <= 1:
             raise UserError("--noise-rate must be in [0, 1]")
+        if self.stop_tf is not None and 0 <= self.epochs <= self.stop_tf:
+            raise UserError(f"--stop-tf {self.stop_tf} is not below --epochs {self.epochs}: "
+                            "teacher forcing would never decrease (use a smaller --stop-tf, "
+                            "or -1 to always teacher-force)")
 
 
 @dataclass

@@ -128,6 +128,10 @@ class TrainConfig:
         if self.conv_precision not in CONV_PRECISIONS:
             raise UserError(f"unknown --conv-precision {self.conv_precision!r}; available: "
                             f"{', '.join(CONV_PRECISIONS)}")
+        if self.stop_tf is not None and self.stop_tf >= self.epochs:
+            raise UserError(f"--stop-tf {self.stop_tf} is not below --epochs {self.epochs}: "
+                            "teacher forcing would never decrease (use a smaller --stop-tf, "
+                            "or leave it out to always teacher-force)")
         check_level(self.env)
 
     def run_name(self) -> str:

@@ -14,6 +14,7 @@ weights as an uninterrupted one (see :mod:`~babyai.training.state`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -30,11 +31,13 @@ from babyai.agent.layers import cpu_has_fast_bf16, use_bf16_convolutions
 from babyai.agent.model import build_agent
 from babyai.common import storage
 from babyai.common.errors import UserError
+from babyai.common.locks import writer_lock
 from babyai.common.runtime import default_threads, derived_seed, pick_device, seed_everything
 from babyai.data.batch import Batch
 from babyai.data.dataset import EpochSampler, batches, load_dataset
 from babyai.data.lanes import LanePlan
 from babyai.data.vocab import Vocabulary
+from babyai.demos.files import check_pair
 from babyai.training import distributed
 from babyai.training.callbacks import EarlyStopping
 from babyai.training.config import TrainConfig
@@ -129,8 +132,12 @@ class Trainer:
         if not valid.exists():
             raise UserError(f"validation demonstrations not found: {valid} "
                             "(training needs a `_valid` file next to the training demos)")
+        check_pair(demos, valid)
         self.train_data = load_dataset(demos, env=config.env, vocab=saved_vocab,
                                        limit=config.episodes)
+        if config.episodes is not None and len(self.train_data) < config.episodes:
+            raise UserError(f"--episodes {config.episodes}: {demos} holds only "
+                            f"{len(self.train_data)} episodes")
         self.vocab = self.train_data.vocab
         self.valid_data = load_dataset(valid, env=config.env, vocab=self.vocab)
         check_validation_seeds(config, self.train_data.seeds.tolist())
@@ -273,8 +280,9 @@ class Trainer:
         seeds = self.train_data.seeds[global_indices].tolist()
         where = f"batch {number} of epoch {epoch + 1} (episode seeds {seeds})"
         if isinstance(error, NonFiniteLoss):
-            return NonFiniteLoss(f"{error} in {where}; stopping. The last good checkpoint is "
-                                 f"{self.files.last} (try a lower --lr)")
+            saved = (f"the last good checkpoint is {self.files.last}"
+                     if self.files.last.is_file() else "no checkpoint was saved yet")
+            return NonFiniteLoss(f"{error} in {where}; stopping: {saved} (try a lower --lr)")
         if isinstance(error, UserError):
             return UserError(f"{error} in {where}")
         return RuntimeError(f"training failed in {where}: {type(error).__name__}: {error}")
@@ -305,5 +313,8 @@ class Trainer:
 def train(config: TrainConfig, dist_context: DistContext | None = None) -> TrainSummary:
     """Train (or resume) one run; under torchrun, joins the process group first."""
     dist_context = dist_context or dist_context_from_env()
-    with distributed.process_group(dist_context, pick_device(config.device)):
+    run_dir = storage.model_dir(config.run_name(), storage.storage_root(config.storage))
+    lock = (writer_lock(run_dir, "run directory") if dist_context.is_main
+            else contextlib.nullcontext())
+    with lock, distributed.process_group(dist_context, pick_device(config.device)):
         return Trainer(config, dist_context).run()
