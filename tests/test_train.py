@@ -220,7 +220,7 @@ def test_bc_script_trains_actions_only(demos):
     assert summary.run_dir.name == "synth_bc_seed1"
     row = _rows(summary.run_dir)[0]
     assert float(row["train/thought_nll"]) == 0.0 and row["val/thought_acc"] == ""
-    with pytest.raises(SystemExit):  # no thought flags for BC
+    with pytest.raises(UserError, match="unrecognized"):  # no thought flags for BC
         bc.main(["--demos", "synth", "--sg-coef", "1"])
 
 

@@ -137,7 +137,7 @@ def test_script_rejects_bad_outputs(tmp_path):
     script = visualize
     with pytest.raises(UserError, match=".gif or .mp4"):
         script.main(["--demos", "x.pkl", "--out", str(tmp_path / "a.png")])
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError, match="not allowed"):
         script.main(["--bot", "--demos", "x.pkl"])
 
 

@@ -55,9 +55,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         # (our optimizer, sampler and counter state are plain containers too).
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = next((line for line in lines if "WeightsUnpickler error" in line
+                       or "GLOBAL" in line), lines[0] if lines else "")
+        reason = reason.replace("WeightsUnpickler error: ", "").split(". Please use")[0]
         raise UserError(f"refused checkpoint {path}: it holds more than tensors and plain "
-                        f"data ({first[:160]}); see 'Safety of files' in the README") from error
+                        f"data ({reason[:200]}); see 'Safety of files' in the README") from error
     except Exception as error:  # any failure to deserialize means the file is unusable
         raise UserError(f"cannot read checkpoint {path}: corrupt or not a checkpoint "
                         f"({type(error).__name__}: {error})") from error

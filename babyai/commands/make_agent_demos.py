@@ -19,22 +19,14 @@ from typing import Sequence
 
 from babyai.common import flags
 from babyai.common.cli import add_storage_flag, run
-from babyai.common.errors import UserError
 from babyai.demos.generate import GenerationConfig, RunConfig, generate_demos, merge_shards
 from babyai.common.storage import demos_path, storage_root
 from babyai.env.envs import check_level
 from babyai.evaluation.levels import normalize_env_name
 
 
-class _Parser(flags.Parser):
-    """Bad flags are a user error: one line on stderr and exit code 2, like any other."""
-
-    def error(self, message: str) -> None:
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(description=__doc__)
+    parser = flags.Parser(description=__doc__)
     flags.add_config_flags(parser, GenerationConfig)
     parser.add_argument("--demos", default=None,
                         help="dataset name under <storage>/demos (or a .pkl path); "

@@ -27,6 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
+from babyai.common.errors import UserError
+
 _SCALARS = (bool, int, float, str, Path)
 
 
@@ -131,11 +133,15 @@ def config_from_args(cls: type, args: argparse.Namespace, **overrides: Any) -> A
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser that shows defaults in `--help` (the one style of every command)."""
+    """An argument parser that shows defaults in `--help` (the one style of every command);
+    a bad flag is a user error like any other: one line and exit code 2, no usage dump."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(**kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see --help)")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
