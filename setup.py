@@ -22,6 +22,7 @@ COMMANDS = {
     "tc-bench-train": "bench_train",
     "tc-bench-rl": "bench_rl",
     "tc-draw-architecture": "draw_architecture",
+    "tc-minari": "minari_demos",
 }
 """Console commands -> modules of babyai.commands (scripts/<module>.py are shims of the same)."""
 
@@ -46,7 +47,8 @@ setup(
         "matplotlib>=3.6",
         "pillow>=9.0",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "minari[hdf5]>=0.5,<0.6"],
+                    "minari": ["minari[hdf5]>=0.5,<0.6"]},
     entry_points={"console_scripts": [
         f"{name} = babyai.commands.{module}:cli" for name, module in COMMANDS.items()]},
 )

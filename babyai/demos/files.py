@@ -269,17 +269,24 @@ def read_demo_meta(path: str | os.PathLike) -> dict:
     return read_demo_file(path).meta
 
 
-def check_pair(train: str | os.PathLike, valid: str | os.PathLike) -> None:
+def check_pair(train: str | os.PathLike, valid: str | os.PathLike,
+               needs_thoughts: bool = False) -> None:
     """A training file and its `_valid` file must come from one generation: both record the
-    same run id (files of our format; older files record none and are not checked)."""
-    ids = []
+    same run id (files of our format; older files record none and are not checked). With
+    `needs_thoughts` (Thought Cloning), a dataset recorded without thoughts is refused."""
+    metas = []
     for path in (Path(train), Path(valid)):
         if not path.is_file():
             return
         with open(path, "rb") as handle:
             if handle.read(4) != ZIP_MAGIC:
                 return
-        ids.append(read_demo_meta(path).get("run_id"))
+        metas.append(read_demo_meta(path))
+    if needs_thoughts and metas[0].get("has_thoughts") is False:
+        raise UserError(f"{train} carries no thoughts (imported from "
+                        f"{metas[0].get('source', 'elsewhere')}); train BC on it "
+                        "(tc-train-bc), not Thought Cloning")
+    ids = [meta.get("run_id") for meta in metas]
     if ids[0] and ids[1] and ids[0] != ids[1]:
         raise UserError(f"{valid} comes from another generation than {train} (run id "
                         f"{ids[1]} vs {ids[0]}); regenerate both with one make_agent_demos "

@@ -132,7 +132,7 @@ class Trainer:
         if not valid.exists():
             raise UserError(f"validation demonstrations not found: {valid} "
                             "(training needs a `_valid` file next to the training demos)")
-        check_pair(demos, valid)
+        check_pair(demos, valid, needs_thoughts=config.use_thoughts)
         self.train_data = load_dataset(demos, env=config.env, vocab=saved_vocab,
                                        limit=config.episodes)
         if config.episodes is not None and len(self.train_data) < config.episodes:
