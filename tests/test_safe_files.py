@@ -169,3 +169,36 @@ def test_our_files_hold_no_pickle(tmp_path):
                                               "mission": {1: {}}}, "BabyAI-X-v0", {})
     assert read_level_set(tmp_path / "levels.pkl") == {"demo": {25: {10**12: {"length": 20}}},
                                                        "mission": {1: {}}}
+
+
+def test_first_version_files_still_load(tmp_path):
+    """Files of this project's first format: the original tuples in a pickled dict."""
+    records = [_record(seed) for seed in range(2)]
+    path = tmp_path / "v1.pkl"
+    path.write_bytes(pickle.dumps({"format": "thought-cloning-demos", "version": 1,
+                                   "meta": {"env": "BabyAI-GoToRedBall-v0",
+                                            "redrawn": [(5, "no reward")]},
+                                   "episodes": records}))
+    loaded = read_demo_file(path)
+    assert loaded.meta["env"] == "BabyAI-GoToRedBall-v0"
+    assert [e.seed for e in loaded.episodes] == [0, 1]
+    levels = tmp_path / "levels_v1.pkl"
+    levels.write_bytes(pickle.dumps({"demo": {25: {10**12: {"mission": "go"}}, "425+": {}},
+                                     "mission": {1: {np.int64(10**12 + 1): None}}}))
+    assert read_level_set(levels) == {"demo": {25: {10**12: {"mission": "go"}}, "425+": {}},
+                                      "mission": {1: {10**12 + 1: None}}}
+
+
+def test_overwrite_rebuilds_a_damaged_dataset(tmp_path, capsys):
+    """A level set written over a dataset: generation refuses it, --overwrite rebuilds."""
+    from babyai.commands import make_agent_demos
+
+    argv = ["--env", "GoToLocal", "--episodes", "3", "--valid-episodes", "0", "--demos", "d",
+            "--no-progress", "--storage", str(tmp_path)]
+    assert run(make_agent_demos.main, argv) == 0
+    good = (tmp_path / "demos" / "d.pkl").read_bytes()
+    write_level_set(tmp_path / "demos" / "d.pkl", {"demo": {25: {1: {}}}}, "BabyAI-X-v0", {})
+    assert run(make_agent_demos.main, argv) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert run(make_agent_demos.main, [*argv, "--overwrite"]) == 0
+    assert (tmp_path / "demos" / "d.pkl").read_bytes() == good

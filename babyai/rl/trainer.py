@@ -26,6 +26,7 @@ from babyai.agent.model import Agent, ModelConfig, build_agent
 from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.common import storage
 from babyai.common.errors import UserError
+from babyai.common.locks import writer_lock
 from babyai.common.runtime import derived_seed, pick_device
 from babyai.data.vocab import Vocabulary
 from babyai.evaluation.levels import read_level_set
@@ -259,5 +260,8 @@ class RLTrainer:
 
 
 def train_rl(config: RLConfig) -> RLSummary:
-    """Fine-tune (or train from scratch) with PPO; rerunning the same command resumes."""
-    return RLTrainer(config).run()
+    """Fine-tune (or train from scratch) with PPO; rerunning the same command resumes. One
+    process at a time per run directory (a second one stops with one line)."""
+    run_dir = storage.model_dir(config.run_name(), storage.storage_root(config.storage))
+    with writer_lock(run_dir, "run directory"):
+        return RLTrainer(config).run()
