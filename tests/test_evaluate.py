@@ -85,7 +85,7 @@ class ScriptedThinker(nn.Module):
     def encode_missions(self, tokens):
         return TextEncoding(tokens.float()[..., None], tokens != PAD)
 
-    def forward(self, images, mission, memory, thought_target=None, teacher_forcing=True):
+    def forward(self, images, mission, memory, thought_target=None, teacher_forcing=True, **_):
         step = memory.upper_h[:, 0].long()
         rows = []
         for value in step.tolist():
@@ -116,7 +116,11 @@ def test_bc_agent_refuses_thought_interventions_and_oracle(vocab):
     with pytest.raises(UserError):
         run_episodes(agent, vocab, LEVEL, [0], RolloutOptions(intervention=lambda thought: True))
     with pytest.raises(UserError):
-        run_episodes(agent, vocab, LEVEL, [0], RolloutOptions(oracle_thoughts=True))
+        run_episodes(agent, vocab, LEVEL, [0], RolloutOptions(thought_ablation="oracle"))
+    with pytest.raises(UserError):
+        run_episodes(agent, vocab, LEVEL, [0], RolloutOptions(thought_ablation="zeroed"))
+    with pytest.raises(UserError):
+        RolloutOptions(thought_ablation="scrambled")
 
 
 def test_render_gives_one_frame_per_state_and_json_round_trip(vocab):
@@ -162,7 +166,7 @@ def test_bot_and_oracle_thoughts(vocab):
     agent = tiny_agent(vocab, True)
     seeds = [0, 1, 2]
     recorded = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(argmax=True, bot_thoughts=True, max_steps=STEPS))
-    oracle = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(argmax=True, oracle_thoughts=True, max_steps=STEPS))
+    oracle = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(argmax=True, thought_ablation="oracle", max_steps=STEPS))
     for seed, with_bot, with_oracle in zip(seeds, recorded, oracle):
         env = make_env(LEVEL)
         env.reset(seed=seed)
@@ -170,8 +174,73 @@ def test_bot_and_oracle_thoughts(vocab):
         assert with_bot.bot_thoughts[0] == first and with_oracle.thoughts[0] == first
         if with_bot.bot_failure is None:
             assert len(with_bot.bot_thoughts) == with_bot.length
-        # The lower level read the bot's thought: the thoughts recorded are the bot's.
-        assert with_oracle.thoughts == with_oracle.bot_thoughts[: len(with_oracle.thoughts)]
+        # The lower level read the bot's thought: the thoughts recorded are the bot's, for
+        # as long as the bot could continue; every episode runs to its end.
+        assert with_oracle.thoughts[: len(with_oracle.bot_thoughts)] == with_oracle.bot_thoughts
+        assert len(with_oracle.thoughts) == with_oracle.length
+
+
+def test_thought_ablations_change_only_what_the_lower_level_reads(vocab):
+    """zeroed/shuffled alter the lower level's input; the thoughts the agent has (and so
+    the upper level's course) stay those of the unablated run, step for step, as long as
+    the actions agree; with a lower level that ignores thoughts nothing changes at all."""
+    agent = tiny_agent(vocab, True)
+    seeds = [0, 1, 2, 3]
+    options = dict(argmax=True, max_steps=STEPS)
+    runs = {mode: run_episodes(agent, vocab, LEVEL, seeds,
+                               RolloutOptions(thought_ablation=mode, **options))
+            for mode in ("none", "zeroed", "shuffled")}
+    for mode in ("zeroed", "shuffled"):
+        for plain, ablated in zip(runs["none"], runs[mode]):
+            assert ablated.thoughts[0] == plain.thoughts[0]
+    # Cut the thought pathway: the ablations can no longer change any action.
+    with torch.no_grad():
+        agent.policy.thought_projection.weight.zero_()
+    cut = {mode: run_episodes(agent, vocab, LEVEL, seeds,
+                              RolloutOptions(thought_ablation=mode, **options))
+           for mode in ("none", "zeroed", "shuffled")}
+    for mode in ("zeroed", "shuffled"):
+        assert [r.actions for r in cut[mode]] == [r.actions for r in cut["none"]]
+
+
+def test_policy_thought_modes_on_one_step(vocab):
+    """`zeroed` equals a lower level fed all-zero thought features; `shuffled` equals each
+    row reading the previous row's thought."""
+    agent = tiny_agent(vocab, True).eval()
+    images = torch.randint(0, 6, (3, 7, 7, 3))
+    mission = agent.encode_missions(torch.tensor([[4, 5, 6]] * 3))
+    memory = agent.initial_memory(3)
+    thoughts = torch.tensor([[1, 7, 8, 2], [1, 9, 2, 0], [1, 10, 11, 2]])
+    with torch.no_grad():
+        plain = agent(images, mission, memory, thought_target=thoughts)
+        zeroed = agent(images, mission, memory, thought_target=thoughts, policy_thought="zeroed")
+        shuffled = agent(images, mission, memory, thought_target=thoughts, policy_thought="shuffled")
+        rolled = agent(images, mission, memory, thought_target=thoughts.roll(1, dims=0))
+        visual = agent.image_encoder(images)
+        encoded = agent.encode_thoughts(thoughts)
+        from babyai.agent.model import TextEncoding
+        blank = TextEncoding(torch.zeros_like(encoded.features), encoded.mask)
+        expected_zeroed, _, _ = agent.policy(visual, mission, blank, memory)
+    assert torch.allclose(zeroed.action_logits, expected_zeroed, atol=1e-6)
+    assert torch.allclose(shuffled.action_logits, rolled.action_logits, atol=1e-6)
+    # The upper level and the history are untouched by the ablation.
+    assert torch.equal(shuffled.memory.history_h, plain.memory.history_h)
+    assert not torch.allclose(zeroed.action_logits, plain.action_logits)
+
+
+def test_per_row_teacher_forcing_mixes_target_and_generated_thoughts(vocab):
+    agent = tiny_agent(vocab, True).eval()
+    images = torch.randint(0, 6, (2, 7, 7, 3))
+    mission = agent.encode_missions(torch.tensor([[4, 5, 6]] * 2))
+    memory = agent.initial_memory(2)
+    target = torch.tensor([[1, 7, 8, 2], [1, 9, 2, 0]])
+    with torch.no_grad():
+        forced = agent(images, mission, memory, thought_target=target, teacher_forcing=True)
+        free = agent(images, mission, memory, thought_target=target, teacher_forcing=False)
+        mixed = agent(images, mission, memory, thought_target=target,
+                      teacher_forcing=torch.tensor([True, False]))
+    assert torch.allclose(mixed.action_logits[0], forced.action_logits[0], atol=1e-6)
+    assert torch.allclose(mixed.action_logits[1], free.action_logits[1], atol=1e-6)
 
 
 def test_bench_eval_script_smoke(capsys):
@@ -186,3 +255,18 @@ def test_bench_eval_script_smoke(capsys):
         torch.set_num_threads(threads)
     assert result["steps"] == 12 and result["ratio"] > 0
     assert "speed-up of batching" in capsys.readouterr().out
+
+
+def test_thought_agreement_counts_exact_matches_per_family():
+    from babyai.agent.records import thought_agreement
+
+    first = EpisodeRecord(seed=0, mission="m", env_name=LEVEL,
+                          thoughts=["open red door", "open red door", "explore unseen area"],
+                          bot_thoughts=["open red door", "open blue door", "explore unseen area"])
+    second = EpisodeRecord(seed=1, mission="m", env_name=LEVEL,
+                           thoughts=["explore unseen area", "open red door"],
+                           bot_thoughts=["explore unseen area"])  # the bot gave up after step 0
+    agreement = thought_agreement([first, second])
+    assert (agreement.matched, agreement.steps) == (3, 4)
+    assert agreement.by_family == {"open": (1, 2), "explore": (2, 2)}
+    assert agreement.as_dict()["by_family"]["open"]["exact_match"] == 0.5

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from babyai.training.loss import imitation_loss
+from babyai.training.loss import imitation_loss, thought_nll
 from babyai.data.vocab import BOS, EOS, PAD
 
 
@@ -16,7 +16,8 @@ def _log_softmax(row):
     return [x - norm for x in row]
 
 
-def test_loss_matches_hand_computation_and_ignores_padding():
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_loss_matches_hand_computation_and_ignores_padding(reduction):
     action_logits = [[1.0, 0.0, -1.0], [0.5, 0.5, 2.0], [3.0, -2.0, 0.0]]
     actions = [0, 2, 1]
     valid = [True, True, False]  # the third step is padding
@@ -33,7 +34,8 @@ def test_loss_matches_hand_computation_and_ignores_padding():
         entropy.append(-sum(math.exp(lp) * lp for lp in logp))
         token_nll = [-_log_softmax(thought_logits[step, i].tolist())[targets[step][i + 1]]
                      for i in range(3) if targets[step][i + 1] != PAD]
-        thought_nll.append(sum(token_nll) / len(token_nll))
+        # The original's maskedNll sums a thought's token NLLs; "mean" divides by its tokens.
+        thought_nll.append(sum(token_nll) / (len(token_nll) if reduction == "mean" else 1))
     expect_action = sum(action_nll) / 2
     expect_entropy = sum(entropy) / 2
     expect_thought = sum(thought_nll) / 2
@@ -41,7 +43,7 @@ def test_loss_matches_hand_computation_and_ignores_padding():
 
     parts = imitation_loss(torch.tensor(action_logits), torch.tensor(actions), thought_logits,
                            torch.tensor(targets), torch.tensor(valid),
-                           entropy_coef=entropy_coef, sg_coef=sg_coef)
+                           entropy_coef=entropy_coef, sg_coef=sg_coef, thought_reduction=reduction)
     assert parts.action.item() == pytest.approx(expect_action, rel=1e-5)
     assert parts.entropy.item() == pytest.approx(expect_entropy, rel=1e-5)
     assert parts.thought.item() == pytest.approx(expect_thought, rel=1e-5)
@@ -56,7 +58,7 @@ def test_loss_matches_hand_computation_and_ignores_padding():
     garbage_actions[2] = torch.tensor([0.0, 90.0, 0.0])
     again = imitation_loss(garbage_actions, torch.tensor(actions), garbage_logits,
                            torch.tensor(targets), torch.tensor(valid),
-                           entropy_coef=entropy_coef, sg_coef=sg_coef)
+                           entropy_coef=entropy_coef, sg_coef=sg_coef, thought_reduction=reduction)
     assert again.total.item() == pytest.approx(parts.total.item(), rel=1e-6)
 
 
@@ -73,3 +75,16 @@ def test_behavioural_cloning_has_no_thought_term():
     parts = imitation_loss(torch.zeros(2, 7), torch.tensor([1, 2]), entropy_coef=0.0)
     assert parts.thought.item() == 0.0
     assert parts.total.item() == pytest.approx(math.log(7), rel=1e-6)
+
+
+def test_summed_thought_loss_is_the_mean_times_the_thought_length():
+    """Default reduction: per step, the sum of the token NLLs (words + end token)."""
+    targets = torch.tensor([[BOS, 4, 4, 4, EOS, PAD], [BOS, 4, EOS, PAD, PAD, PAD]])
+    logits = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(3))
+    per_step_sum = [thought_nll(logits[i:i + 1], targets[i:i + 1]).item() for i in range(2)]
+    per_step_mean = [thought_nll(logits[i:i + 1], targets[i:i + 1], reduction="mean").item()
+                     for i in range(2)]
+    assert per_step_sum[0] == pytest.approx(4 * per_step_mean[0], rel=1e-6)
+    assert per_step_sum[1] == pytest.approx(2 * per_step_mean[1], rel=1e-6)
+    with pytest.raises(ValueError):
+        thought_nll(logits, targets, reduction="max")

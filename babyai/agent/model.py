@@ -32,6 +32,8 @@ from babyai.common.errors import UserError
 from babyai.data.vocab import BOS, EOS, MAX_THOUGHT_TOKENS, PAD
 
 INSTR_ARCHS = ("attgru",)
+POLICY_THOUGHTS = ("in_use", "zeroed", "shuffled")
+"""What the lower level may read (see :meth:`Agent.forward`): the thought-reliance ablations."""
 
 
 @dataclass(frozen=True)
@@ -242,18 +244,26 @@ class Agent(nn.Module):
         return TextEncoding(encoder(self.word_embedding(tokens), mask), mask)
 
     def forward(self, images: Tensor, mission: TextEncoding, memory: Memory,
-                thought_target: Tensor | None = None, teacher_forcing: bool = True,
-                with_thought_logits: bool = True,
-                thought_encoding: TextEncoding | None = None) -> AgentOutput:
+                thought_target: Tensor | None = None, teacher_forcing: bool | Tensor = True,
+                with_thought_logits: bool = True, thought_encoding: TextEncoding | None = None,
+                policy_thought: str = "in_use") -> AgentOutput:
         """One step for a batch of agents (see the module docstring).
 
-        `with_thought_logits=False` skips the teacher-forced decoder pass; a trainer can then run it
-        for a whole window at once with :meth:`thought_logits` on the upper memories, which
-        is the same computation in fewer, larger matrix products.
+        `teacher_forcing` may be one bool for the batch or a [B] bool tensor: rows where it
+        is True use `thought_target`, the others the generated thought (an oracle evaluation
+        falls back to the agent's own thought where the bot has given up).
+        `with_thought_logits=False` skips the teacher-forced decoder pass; a trainer can then
+        run it for a whole window at once with :meth:`thought_logits` on the upper memories,
+        which is the same computation in fewer, larger matrix products.
         `thought_encoding`, when teacher-forced, is `encode_thoughts(thought_target)` computed
         by the caller (e.g. rows gathered from :meth:`encode_thought_table`): thoughts repeat,
         so encoding each distinct one once per window is the same math for less work.
+        `policy_thought` ablates what the lower level reads (the upper level and the thought
+        history keep the thought in use): "in_use", "zeroed" (all-zero thought features)
+        or "shuffled" (the thought of the next row of the batch, i.e. of another episode).
         """
+        if policy_thought not in POLICY_THOUGHTS:
+            raise ValueError(f"policy_thought must be one of {POLICY_THOUGHTS}, got {policy_thought!r}")
         visual = self.image_encoder(images)
         if not self.config.use_thoughts:
             logits, value, (lower_h, lower_c) = self.policy(visual, mission, None, memory)
@@ -265,19 +275,27 @@ class Agent(nn.Module):
         if thought_target is not None and with_thought_logits:
             predicted = self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
         generated = None
-        if teacher_forcing and thought_target is not None:
+        forced = teacher_forcing if isinstance(teacher_forcing, Tensor) else None
+        if forced is None and teacher_forcing and thought_target is not None:
             thought_in_use = thought_target
         else:
             generated = self.thinker.generate((upper_h, upper_c))
             start = torch.full_like(generated[:, :1], BOS)
             thought_in_use = torch.cat([start, generated], dim=1)
-        if teacher_forcing and thought_target is not None and thought_encoding is not None:
+            if forced is not None and thought_target is not None:
+                thought_in_use = _select_rows(forced, thought_target, thought_in_use)
+        if forced is None and teacher_forcing and thought_target is not None \
+                and thought_encoding is not None:
             thought = thought_encoding
         else:
             thought = self.encode_thoughts(thought_in_use)
 
         history_input = self.history_attention(upper_h, thought.features, thought.mask)
         history_h, history_c = self.history_cell(history_input, (memory.history_h, memory.history_c))
+        if policy_thought == "zeroed":
+            thought = TextEncoding(torch.zeros_like(thought.features), thought.mask)
+        elif policy_thought == "shuffled":
+            thought = TextEncoding(thought.features.roll(1, dims=0), thought.mask.roll(1, dims=0))
         logits, value, (lower_h, lower_c) = self.policy(visual, mission, thought, memory)
         new_memory = Memory(upper_h, upper_c, lower_h, lower_c, history_h, history_c)
         return AgentOutput(logits, value, predicted, generated, new_memory)
@@ -289,6 +307,14 @@ class Agent(nn.Module):
         each step's decoding is independent of the others.
         """
         return self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
+
+
+def _select_rows(rows: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """Token rows of `first` where `rows` is True, else of `second` (PAD-padded to one width)."""
+    width = max(first.shape[1], second.shape[1])
+    first = torch.nn.functional.pad(first, (0, width - first.shape[1]), value=PAD)
+    second = torch.nn.functional.pad(second, (0, width - second.shape[1]), value=PAD)
+    return torch.where(rows.to(first.device)[:, None], first, second)
 
 
 def build_agent(config: ModelConfig) -> Agent:

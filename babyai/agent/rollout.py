@@ -195,6 +195,10 @@ def _choose_actions(logits: torch.Tensor, slots: Sequence[_Slot], argmax: bool) 
     return np.minimum(actions, probs.shape[-1] - 1).tolist()
 
 
+THOUGHT_ABLATIONS = ("none", "oracle", "zeroed", "shuffled")
+"""How much do an agent's actions depend on what it thinks: the four conditions."""
+
+
 @dataclass
 class RolloutOptions:
     """How `run_episodes` plays: everything but the agent, the level and the seeds."""
@@ -203,9 +207,12 @@ class RolloutOptions:
     """Greedy actions instead of sampling (the paper samples)."""
     max_batch: int = 64
     """Environments stepped together."""
-    oracle_thoughts: bool = False
-    """The lower level reads the bot's thought (teacher forcing) instead of the generated
-    one: the paper's "oracle thoughts + learned control" bound."""
+    thought_ablation: str = "none"
+    """What the lower level reads (TC agents): `none` its own generated thought; `oracle`
+    the bot's thought for the state, also fed to the thought history (the paper's "oracle
+    thoughts + learned control" bound; where the bot gives up, the agent's own thought);
+    `zeroed` all-zero thought features; `shuffled` the thought of another episode of the
+    batch. See THOUGHT_ABLATIONS."""
     bot_thoughts: bool = False
     """Also record the bot's thought for every state the agent visits."""
     intervention: Intervention | None = None
@@ -221,6 +228,15 @@ class RolloutOptions:
     timings: dict[str, float] | None = None
     """If given, wall seconds are added per section ("env reset", "env step", "render",
     "bot", "model", "decode+sample"), for benchmarks."""
+
+    def __post_init__(self) -> None:
+        if self.thought_ablation not in THOUGHT_ABLATIONS:
+            raise UserError(f"unknown thought ablation {self.thought_ablation!r}; "
+                            f"choose from {', '.join(THOUGHT_ABLATIONS)}")
+
+    @property
+    def oracle_thoughts(self) -> bool:
+        return self.thought_ablation == "oracle"
 
 
 def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[int],
@@ -244,8 +260,11 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
     if max_batch <= 0:
         raise ValueError("max_batch must be positive")
     use_thoughts = bool(agent.config.use_thoughts)
-    if oracle_thoughts and not use_thoughts:
-        raise UserError("--oracle-thoughts needs a TC checkpoint: a BC agent reads no thoughts")
+    ablation = options.thought_ablation
+    if ablation != "none" and not use_thoughts:
+        raise UserError(f"the thought ablation {ablation!r} needs a TC checkpoint: "
+                        "a BC agent reads no thoughts")
+    policy_thought = ablation if ablation in ("zeroed", "shuffled") else "in_use"
     if intervention is not None and not use_thoughts and not oracle_thoughts:
         raise UserError("an intervention on thoughts needs a TC checkpoint: a BC agent has none")
     if device is None:
@@ -280,36 +299,32 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                     with clock.section("model"):
                         batch.add(fresh, agent, vocab, device)
 
+                slots = batch.slots
+                asked = [False] * len(slots)
                 if with_bot:
                     with clock.section("bot"):
-                        asked = [slot.ask_bot() for slot in batch.slots]
-                    if oracle_thoughts and not all(asked):
-                        # No oracle thought to read: those episodes end here.
-                        for slot, ok in zip(batch.slots, asked):
-                            if not ok:
-                                finish(slot)
-                        batch.keep([row for row, ok in enumerate(asked) if ok], device)
-                        if not batch.slots:
-                            continue
-                slots = batch.slots
+                        asked = [slot.ask_bot() for slot in slots]
                 with clock.section("model"):
                     images = torch.from_numpy(np.stack([slot.obs["image"] for slot in slots]))
                     images = images.to(device=device, dtype=torch.long)
-                    target = None
+                    target, forced = None, False
                     if oracle_thoughts:
-                        target = pad_tokens([vocab.encode_thought(slot.bot_thought)
-                                             for slot in slots], device)
+                        # Rows whose bot gave up read their own thought (per-row forcing).
+                        target = pad_tokens([vocab.encode_thought(slot.bot_thought) if ok else []
+                                             for slot, ok in zip(slots, asked)], device)
+                        forced = True if all(asked) else torch.tensor(asked, device=device)
                     out = agent(images, batch.mission, batch.memory, thought_target=target,
-                                teacher_forcing=oracle_thoughts)
+                                teacher_forcing=forced, with_thought_logits=False,
+                                policy_thought=policy_thought)
                     batch.memory = out.memory
                 with clock.section("decode+sample"):
                     actions = _choose_actions(out.action_logits, slots, argmax)
-                    if oracle_thoughts:
-                        thoughts = [slot.bot_thought for slot in slots]
-                    elif use_thoughts:
-                        thoughts = [vocab.decode(row) for row in out.thought_tokens.tolist()]
-                    else:
-                        thoughts = None
+                    thoughts = None
+                    if use_thoughts:
+                        own = ([vocab.decode(row) for row in out.thought_tokens.tolist()]
+                               if out.thought_tokens is not None else [""] * len(slots))
+                        thoughts = [slot.bot_thought if oracle_thoughts and ok else mine
+                                    for slot, ok, mine in zip(slots, asked, own)]
 
                 keep: list[int] = []
                 for row, (slot, action) in enumerate(zip(slots, actions)):

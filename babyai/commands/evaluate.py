@@ -20,7 +20,8 @@ from babyai.common.cli import run
 from babyai.common.runtime import pick_device
 from babyai.common.storage import check_output_dir, storage_root
 from babyai.env.envs import check_level
-from babyai.evaluation.indist import IndistConfig, evaluate_models, write_outputs
+from babyai.evaluation.indist import (IndistConfig, evaluate_models, format_conditions,
+                                     write_outputs)
 from babyai.evaluation.stats import format_mission_type_table, success_by_mission_type
 
 
@@ -39,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"{name}: success {entry['success_rate']:.3f} [{entry['ci_low']:.3f}, "
               f"{entry['ci_high']:.3f}] on {entry['episodes']} {config.env} levels")
         print(format_mission_type_table(success_by_mission_type(records[name])))
+    if len(summary) > 1:
+        print(format_conditions(summary))
     if config.out:
         written = write_outputs(config.out, summary, records)
         print(f"wrote {written[0]} and {written[1]}")

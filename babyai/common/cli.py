@@ -64,6 +64,20 @@ probability = _checked("probability", float, lambda value: 0.0 <= value <= 1.0, 
                        "a float in [0, 1]")
 
 
+def choice_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    """An argparse type: comma-separated values, each one of `choices`, in the given order."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+        unknown = [value for value in values if value not in choices]
+        if not values or unknown:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {', '.join(choices)}; got {text!r}")
+        return values
+
+    return parse
+
+
 def add_storage_flag(parser: argparse.ArgumentParser) -> None:
     """The one storage-root flag every script shares."""
     parser.add_argument(

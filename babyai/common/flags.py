@@ -7,6 +7,8 @@ default is shown. Types come from the annotations:
 * `bool` -> a switch (`--x`; a field that defaults to True gets `--x/--no-x`);
 * `int`, `float`, `str`, `Path` and their `... | None` forms -> a typed value;
 * `list[str]` -> a repeatable flag (each use appends one value);
+* `tuple[...]` -> one flag whose `metadata["type"]` parses the whole value (e.g. a
+  comma-separated list);
 * a field without a default -> a required flag.
 
 Field metadata may refine a flag: `type` (an argparse type such as
@@ -88,7 +90,10 @@ def add_config_flags(parser: argparse.ArgumentParser | Any, cls: type, *,
         names = [meta.get("name", flag_name(spec.name)), *meta.get("aliases", ())]
         annotation = hints[spec.name]
         repeated = typing.get_origin(annotation) is list
-        kind = typing.get_args(annotation)[0] if repeated else _scalar(annotation)
+        if typing.get_origin(annotation) is tuple:  # one flag parsed whole by meta["type"]
+            kind = meta["type"]
+        else:
+            kind = typing.get_args(annotation)[0] if repeated else _scalar(annotation)
         if spec.name in defaults:
             default = defaults[spec.name]
         elif spec.default is not dataclasses.MISSING:

@@ -3,7 +3,9 @@
 Each model plays `episodes` levels with seeds `first_seed, first_seed + 1, ...` (by default
 in a range no demo, validation or level-set seed uses), sampled actions as in the paper.
 The result per model: success with its 95% Wilson interval, success per mission type, mean
-length and, for TC models, the future-action declaration score. An untrained agent of a
+length and, for TC models, the future-action declaration score, how often its thought
+equals the bot's thought for the same state, and the same under the thought-reliance
+ablations asked for (oracle, zeroed or shuffled thoughts). An untrained agent of a
 model's architecture gives the chance-level reference.
 """
 from __future__ import annotations
@@ -19,9 +21,9 @@ import torch
 from babyai.agent.checkpoint import load_agent, load_checkpoint
 from babyai.evaluation.checks import warn_unreadable_missions
 from babyai.agent.model import Agent, build_agent
-from babyai.agent.records import EpisodeRecord
-from babyai.agent.rollout import RolloutOptions, run_episodes
-from babyai.common.cli import non_negative_int, positive_int
+from babyai.agent.records import EpisodeRecord, thought_agreement
+from babyai.agent.rollout import THOUGHT_ABLATIONS, RolloutOptions, run_episodes
+from babyai.common.cli import choice_list, non_negative_int, positive_int
 from babyai.common.errors import UserError
 from babyai.common.seeds import IN_DISTRIBUTION_START
 from babyai.common.storage import atomic_write_text, checkpoint_path, ensure_writable_dir
@@ -49,6 +51,14 @@ class IndistConfig:
     that no demo, validation or level-set seed uses."""
     argmax: bool = False
     """Greedy actions (default: sampled, as in the paper)."""
+    thought_ablation: tuple[str, ...] = field(
+        default=("none",), metadata={"type": choice_list(THOUGHT_ABLATIONS), "metavar": "LIST"})
+    """Comma-separated conditions for TC models, reported side by side: none (own
+    thoughts), oracle (the bot's thoughts: the paper's upper bound), zeroed (no thought),
+    shuffled (another episode's thought); e.g. none,oracle,zeroed,shuffled."""
+    thought_agreement: bool = True
+    """Ask the bot for its thought at every state a TC model visits (own thoughts only) and
+    report how often the model's thought equals it (costs about a third more time)."""
     out: Path | None = None
     """Output directory for summary.json and episodes.jsonl (default: print only)."""
     device: str = "cpu"
@@ -78,18 +88,48 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
     summary: dict[str, dict] = {}
     records: dict[str, list[EpisodeRecord]] = {}
     for name, agent, vocab in agents:
-        played = run_episodes(agent.to(device), vocab, config.env, seeds,
-                              RolloutOptions(argmax=config.argmax, progress=True), device=device)
-        by_type = success_by_mission_type(played)
-        entry: dict[str, Any] = {
-            "env": config.env, "seeds": [seeds[0], seeds[-1]], "argmax": config.argmax,
-            **dataclasses.asdict(summarize_success(played)),
-            "mean_length": sum(r.length for r in played) / len(played),
-            "by_mission_type": {k: dataclasses.asdict(v) for k, v in by_type.items()}}
-        if agent.config.use_thoughts:
-            entry["declaration"] = score_records(played).as_dict()
-        summary[name], records[name] = entry, played
+        agent = agent.to(device)
+        tc = bool(agent.config.use_thoughts)
+        for ablation in config.thought_ablation if tc else ("none",):
+            label = name if ablation == "none" else f"{name} ({ablation} thoughts)"
+            options = RolloutOptions(argmax=config.argmax, progress=True,
+                                     thought_ablation=ablation,
+                                     bot_thoughts=tc and ablation == "none" and config.thought_agreement)
+            played = run_episodes(agent, vocab, config.env, seeds, options, device=device)
+            summary[label] = _summary(config, seeds, played, tc, ablation)
+            records[label] = played
     return summary, records
+
+
+def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord], tc: bool,
+             ablation: str) -> dict[str, Any]:
+    by_type = success_by_mission_type(played)
+    entry: dict[str, Any] = {
+        "env": config.env, "seeds": [seeds[0], seeds[-1]], "argmax": config.argmax,
+        "thought_ablation": ablation, **dataclasses.asdict(summarize_success(played)),
+        "mean_length": sum(r.length for r in played) / len(played),
+        "by_mission_type": {k: dataclasses.asdict(v) for k, v in by_type.items()}}
+    if tc:
+        entry["declaration"] = score_records(played).as_dict()
+        entry["bot_gave_up"] = sum(r.bot_failure is not None for r in played)
+        agreement = thought_agreement(played)
+        if ablation == "none" and agreement.steps:
+            entry["thought_agreement"] = agreement.as_dict()
+    return entry
+
+
+def format_conditions(summary: dict[str, dict]) -> str:
+    """One line per model and condition: success, interval, declaration, thought agreement."""
+    lines = [f"{'model (condition)':<40} {'success':>8} {'95% interval':>16} "
+             f"{'declared':>9} {'agrees':>7}"]
+    for label, entry in summary.items():
+        declared = entry.get("declaration", {}).get("declaration_score")
+        agrees = entry.get("thought_agreement", {}).get("exact_match")
+        lines.append(f"{label:<40} {entry['success_rate']:>8.3f} "
+                     f"[{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] "
+                     f"{'-' if declared is None else f'{declared:.3f}':>9} "
+                     f"{'-' if agrees is None else f'{agrees:.3f}':>7}")
+    return "\n".join(lines)
 
 
 def write_outputs(out: Path, summary: dict[str, dict],

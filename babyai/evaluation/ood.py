@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from babyai.agent.checkpoint import LoadedAgent, load_agent
 from babyai.agent.records import EpisodeRecord
-from babyai.agent.rollout import RolloutOptions, run_episodes
-from babyai.common.cli import non_negative_int, positive_int
+from babyai.agent.rollout import THOUGHT_ABLATIONS, RolloutOptions, run_episodes
+from babyai.common.cli import choice_list, non_negative_int, positive_int
 from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
 from babyai.common.storage import atomic_write, checkpoint_path, ensure_writable_dir
@@ -66,9 +66,13 @@ class LevelEvalConfig:
     workers: int = field(default=1, metadata={"type": positive_int})
     """Processes; each loads the model and runs chunks of seeds with one torch thread
     (1: in-process)."""
+    thought_ablation: tuple[str, ...] = field(
+        default=("none",), metadata={"type": choice_list(THOUGHT_ABLATIONS), "metavar": "LIST"})
+    """Comma-separated conditions for TC models, reported side by side: none (own
+    thoughts), oracle (the bot's thoughts: the paper's upper bound), zeroed (no thought),
+    shuffled (another episode's thought); e.g. none,oracle,zeroed,shuffled."""
     oracle_thoughts: bool = False
-    """Also run every TC model with the bot's thoughts fed to its lower level (the paper's
-    upper bound)."""
+    """Same as adding `oracle` to --thought-ablation."""
     sample_seed: int = field(default=0, metadata={"type": non_negative_int,
                                                    "aliases": ["--seed"]})
     """Seed of the per-episode action sampling (`--seed` is its older name)."""
@@ -82,6 +86,11 @@ class LevelEvalConfig:
     threads: int = field(default=1, metadata={"type": positive_int})
     """torch threads per process. One is the safe choice on a shared machine (an
     oversubscribed multi-threaded torch was about 15x slower on 2 busy cores)."""
+
+
+    def conditions(self) -> tuple[str, ...]:
+        extra = ("oracle",) if self.oracle_thoughts else ()
+        return tuple(dict.fromkeys(tuple(self.thought_ablation) + extra))
 
 
 @dataclass
@@ -125,7 +134,7 @@ class _Job:
     checkpoint: str
     env: str
     seeds: tuple[int, ...]
-    oracle: bool
+    ablation: str
     argmax: bool
     sample_seed: int
     device: str
@@ -135,7 +144,7 @@ class _Job:
         """A stable name for this job's saved result (changes if the checkpoint changes)."""
         stat = Path(self.checkpoint).stat()
         text = repr((self.checkpoint, stat.st_size, stat.st_mtime_ns, self.env, self.seeds,
-                     self.oracle, self.argmax, self.sample_seed))
+                     self.ablation, self.argmax, self.sample_seed))
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -148,7 +157,7 @@ def _run_job(job: _Job, progress: bool = False) -> list[EpisodeRecord]:
         _WORKER_AGENTS[job.checkpoint] = load_agent(job.checkpoint, Path("."), job.device)
     loaded = _WORKER_AGENTS[job.checkpoint]
     options = RolloutOptions(argmax=job.argmax, max_batch=job.max_batch,
-                             oracle_thoughts=job.oracle, sample_seed=job.sample_seed,
+                             thought_ablation=job.ablation, sample_seed=job.sample_seed,
                              progress=progress)
     return run_episodes(loaded.agent, loaded.vocab, job.env, list(job.seeds), options,
                         device=job.device)
@@ -219,27 +228,31 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
     out = ensure_writable_dir(Path(config.out))
     partial_dir = ensure_writable_dir(out / ".partial")
 
-    series: list[tuple[str, str, bool]] = []  # (label, checkpoint, oracle)
+    series: list[tuple[str, str, str]] = []  # (label, checkpoint, thought ablation)
+    ablations = config.conditions()
     for name in config.models:
         path = checkpoint_path(name, Path(config.storage))
         loaded = load_agent(path, Path(config.storage), config.device)  # fail early; TC or BC?
         _WORKER_AGENTS[str(path)] = loaded  # reused by in-process jobs
         warn_unreadable_missions(loaded.vocab, config.env, seeds, str(name))
         label = _model_label(name)
-        series.append((label, str(path), False))
-        if config.oracle_thoughts:
+        if "none" in ablations or not loaded.agent.config.use_thoughts:
+            series.append((label, str(path), "none"))
+        for ablation in ablations:
+            if ablation == "none":
+                continue
             if loaded.agent.config.use_thoughts:
-                series.append((f"{label} (oracle thoughts)", str(path), True))
+                series.append((f"{label} ({ablation} thoughts)", str(path), ablation))
             else:
-                logger.warning("%s is a BC checkpoint: no oracle-thoughts run for it", label)
+                logger.warning("%s is a BC checkpoint: no %s-thoughts run for it", label, ablation)
     labels = [label for label, _, _ in series]
     if len(set(labels)) != len(labels):
         raise UserError(f"two --model values share the name {labels}; give distinct names")
 
     chunk = max(1, min(config.chunk, math.ceil(len(seeds) / config.workers)))
-    jobs = [_Job(label, path, config.env, tuple(seeds[start:start + chunk]), oracle,
+    jobs = [_Job(label, path, config.env, tuple(seeds[start:start + chunk]), ablation,
                  config.argmax, config.sample_seed, config.device, config.max_batch)
-            for label, path, oracle in series
+            for label, path, ablation in series
             for start in range(0, len(seeds), chunk)]
     logger.info("%d seeds x %d series in %d jobs, %d worker(s)", len(seeds), len(series),
                 len(jobs), config.workers)

@@ -107,3 +107,4 @@ def label_order(label: Any) -> tuple:
     """Sort key for difficulty labels: 25 < 75 < ... < '425+'; unknown strings last."""
     match = re.match(r"\s*(\d+)", str(label))
     return (0, int(match.group(1)), str(label)) if match else (1, 0, str(label))
+

@@ -18,7 +18,7 @@ LOG_FIELDS = ["epoch", "update", "frames", "episodes", "seconds", "lr", "tf_prob
               "train/loss", "train/action_nll", "train/thought_nll", "train/entropy",
               "train/action_acc", "train/grad_norm", "train/fps",
               "val/success_rate", "val/mean_reward", "val/mean_length", "val/action_acc",
-              "val/thought_acc", "val/action_nll", "val/thought_nll"]
+              "val/thought_acc", "val/action_nll", "val/thought_nll", "val/thought_match"]
 """The columns of `log.csv`, in order."""
 
 

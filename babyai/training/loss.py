@@ -1,8 +1,11 @@
 """The imitation loss of Thought Cloning, as named parts.
 
-Per step: action NLL −log π(a*), action entropy H(π), and the thought NLL (mean over the
-non-padding tokens of the step's target thought). Each part is averaged over the valid
-steps; total = action − entropy_coef·entropy + sg_coef·thought.
+Per step: action NLL −log π(a*), action entropy H(π), and the thought NLL of the step's
+target thought: by default the SUM of its token NLLs (its words and the end token), as the
+original implementation computes it; `reduction="mean"` averages over the tokens instead,
+which weakens the thought term by the mean thought length (about 7x on MiniBossLevel) at
+the same `sg_coef`. Each part is averaged over the valid steps;
+total = action − entropy_coef·entropy + sg_coef·thought.
 
 The average divides by `denominator` when given (default: the number of valid steps). The
 trainer passes the number of valid steps of the whole batch (over all windows and ranks), so
@@ -35,7 +38,8 @@ def imitation_loss(action_logits: torch.Tensor, actions: torch.Tensor,
                    thought_targets: torch.Tensor | None = None,
                    valid: torch.Tensor | None = None, *,
                    entropy_coef: float = 0.01, sg_coef: float = 1.0,
-                   denominator: float | None = None) -> LossParts:
+                   denominator: float | None = None,
+                   thought_reduction: str = "sum") -> LossParts:
     """Loss of N steps.
 
     Args:
@@ -45,6 +49,7 @@ def imitation_loss(action_logits: torch.Tensor, actions: torch.Tensor,
         thought_targets: [N, Lt] `<s> words </s>` PAD-padded.
         valid: [N] bool; invalid steps contribute nothing (default: all valid).
         entropy_coef, sg_coef: weights of the entropy bonus and of the thought loss.
+        thought_reduction: "sum" (the original's) or "mean" over a thought's tokens.
         denominator: divide the sums by this instead of the number of valid steps.
     """
     action_logits = action_logits.float()
@@ -61,7 +66,8 @@ def imitation_loss(action_logits: torch.Tensor, actions: torch.Tensor,
     entropy_mean = (entropy * weight).sum() / denom
 
     if thought_logits is not None and thought_targets is not None:
-        thought = thought_nll(thought_logits, thought_targets, valid, denominator=denom)
+        thought = thought_nll(thought_logits, thought_targets, valid, denominator=denom,
+                              reduction=thought_reduction)
     else:
         thought = action.new_zeros(())
 
@@ -71,19 +77,28 @@ def imitation_loss(action_logits: torch.Tensor, actions: torch.Tensor,
     return LossParts(total, action, thought, entropy_mean, correct, steps)
 
 
-def thought_nll(thought_logits: torch.Tensor, thought_targets: torch.Tensor,
-                valid: torch.Tensor | None = None, *, denominator: float | None = None) -> torch.Tensor:
-    """The thought part alone: per step, the mean NLL of its non-padding target tokens;
-    summed over valid steps and divided by `denominator` (default: the valid steps).
+THOUGHT_REDUCTIONS = ("sum", "mean")
 
-    Separate so a trainer can back-propagate it in chunks of steps (see babyai.training.trainer).
+
+def thought_nll(thought_logits: torch.Tensor, thought_targets: torch.Tensor,
+                valid: torch.Tensor | None = None, *, denominator: float | None = None,
+                reduction: str = "sum") -> torch.Tensor:
+    """The thought part alone: per step, the sum (or, with `reduction="mean"`, the mean) of
+    the NLLs of its non-padding target tokens; summed over valid steps and divided by
+    `denominator` (default: the valid steps).
+
+    Separate so a trainer can back-propagate it in chunks of steps (see babyai.training.step).
     """
+    if reduction not in THOUGHT_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {THOUGHT_REDUCTIONS}, got {reduction!r}")
     target = thought_targets[:, 1:].long()
     token_nll = F.cross_entropy(thought_logits.float().reshape(-1, thought_logits.shape[-1]),
                                 target.reshape(-1), ignore_index=PAD, reduction="none")
     token_nll = token_nll.view_as(target)
     tokens = (target != PAD).float()
-    per_step = (token_nll * tokens).sum(dim=1) / tokens.sum(dim=1).clamp(min=1.0)
+    per_step = (token_nll * tokens).sum(dim=1)
+    if reduction == "mean":
+        per_step = per_step / tokens.sum(dim=1).clamp(min=1.0)
     if valid is not None:
         per_step = per_step * valid.float()
     if denominator is None:

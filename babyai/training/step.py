@@ -127,7 +127,8 @@ class BatchStep:
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                     logits = self.agent.thought_logits(upper_h[rows], upper_c[rows],
                                                        output.thought_targets[rows])
-                nll = thought_nll(logits, output.thought_targets[rows], denominator=total_steps)
+                nll = thought_nll(logits, output.thought_targets[rows], denominator=total_steps,
+                                  reduction=config.thought_loss_reduction)
                 if config.sg_coef > 0:
                     self.scaler.scale(config.sg_coef * nll).backward()
                 value += nll.item()

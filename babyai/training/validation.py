@@ -11,6 +11,7 @@ from babyai.agent.model import Agent
 from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.data.dataset import DemoDataset, batches
 from babyai.data.vocab import PAD, Vocabulary
+from babyai.agent.records import thought_agreement
 from babyai.training.loss import imitation_loss
 from babyai.training.window import run_window
 
@@ -77,9 +78,15 @@ def _demo_metrics(agent: Agent, data: DemoDataset, batch_size: int, recurrence: 
 
 def success_metrics(agent: Agent, vocab: Vocabulary, env: str, seeds: Sequence[int], *,
                     argmax: bool, device: torch.device) -> dict[str, float]:
-    """Success rate, mean reward and mean length on fresh levels (one episode per seed)."""
-    records = run_episodes(agent, vocab, env, list(seeds), RolloutOptions(argmax=argmax),
+    """Success rate, mean reward and mean length on fresh levels (one episode per seed);
+    for TC also the share of visited states where its thought equals the bot's thought."""
+    use_thoughts = bool(agent.config.use_thoughts)
+    records = run_episodes(agent, vocab, env, list(seeds),
+                           RolloutOptions(argmax=argmax, bot_thoughts=use_thoughts),
                            device=device)
-    return {"val/success_rate": float(np.mean([r.success for r in records])),
-            "val/mean_reward": float(np.mean([r.reward for r in records])),
-            "val/mean_length": float(np.mean([r.length for r in records]))}
+    metrics = {"val/success_rate": float(np.mean([r.success for r in records])),
+               "val/mean_reward": float(np.mean([r.reward for r in records])),
+               "val/mean_length": float(np.mean([r.length for r in records]))}
+    if use_thoughts:
+        metrics["val/thought_match"] = thought_agreement(records).value
+    return metrics
