@@ -133,7 +133,17 @@ def test_missing_model_and_bc_oracle(storage, tmp_path):
                                  "--episodes-per-bin", "1", "--argmax"])
     assert {row.model for row in result.rows} == {"bc", "tc", "tc (oracle thoughts)"}
     oracle = result.records["tc (oracle thoughts)"][1]
-    assert oracle.thoughts == oracle.bot_thoughts[: len(oracle.thoughts)]
+    assert oracle.thoughts[: len(oracle.bot_thoughts)] == oracle.bot_thoughts
+    ablated = evaluate_levels.main(["--env", LEVEL, "--model", "bc", "--model", "tc",
+                                    "--thought-ablation", "none,zeroed,shuffled",
+                                    "--testing-levels-path", str(levels), "--storage",
+                                    str(storage), "--out", str(tmp_path / "a"),
+                                    "--episodes-per-bin", "1", "--argmax"])
+    assert {row.model for row in ablated.rows} == {"bc", "tc", "tc (zeroed thoughts)",
+                                                   "tc (shuffled thoughts)"}
+    with pytest.raises(SystemExit):
+        evaluate_levels.main(["--env", LEVEL, "--model", "tc", "--thought-ablation", "scrambled",
+                              "--testing-levels-path", str(levels), "--storage", str(storage)])
 
 
 @pytest.mark.slow
