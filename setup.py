@@ -16,6 +16,7 @@ COMMANDS = {
     "tc-evaluate-safety": "evaluate_safety",
     "tc-visualize": "visualize",
     "tc-pipeline": "pipeline",
+    "tc-study": "study",
     "tc-bot-report": "bot_report",
     "tc-bench-demos": "bench_demos",
     "tc-bench-eval": "bench_eval",

@@ -1,0 +1,324 @@
+"""A controlled study: TC, BC and TC without the thought loss on the same demos and frames.
+
+The paper's Fig. 3 at any scale. Every agent x seed is one ordinary training run
+(`tc-train` / `tc-train-bc`) on the same demonstrations, for the same frame budget, cut
+into epochs of about `eval_every` frames; after every epoch the run plays the same
+`eval_episodes` fixed levels (the trainer's validation, sampled actions by default), so the
+curves of all agents share their x-axis and their test levels. After training, each TC run's
+final weights also play those levels with the bot's thoughts (the oracle bound).
+
+Runs are separate processes with one torch thread each, `workers` at a time (on 2 cores,
+two processes of one thread beat one process of two). Everything resumes: finished runs
+are skipped by the trainer itself, a killed one continues from its last epoch, and the demos
+are a content-addressed stage. Outputs, in <storage>/reports/<name>/:
+
+    study.csv    one row per agent, seed and evaluation point (frames, success, interval)
+    final.csv    one row per agent and seed at the end: own-thought and oracle success
+    study.png    success vs frames, mean over seeds with a band (min..max over seeds)
+    README.md    the final table (mean over seeds, 95% interval across seeds) and commands
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import mean, stdev
+
+import torch
+
+from babyai.agent.checkpoint import load_agent
+from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.common import storage
+from babyai.common.cli import choice_list, non_negative_int, positive_int
+from babyai.common.errors import UserError
+from babyai.common.runtime import torch_threads
+from babyai.common.seeds import TRAINER_VALIDATION_START
+from babyai.demos.files import read_demo_file
+from babyai.evaluation.stats import summarize_success, wilson_interval
+from babyai.evaluation.writers import write_csv
+from babyai.pipeline.stages import Stage, StageRunner
+from babyai.reports.curves import read_log
+from babyai.reports.study_figure import plot_study
+
+log = logging.getLogger(__name__)
+
+AGENTS = ("tc", "bc", "tc_nothought")
+"""tc: Thought Cloning; bc: behavioural cloning (the lower level alone, actions only);
+tc_nothought: the TC architecture and schedule with the thought loss removed (sg-coef 0)."""
+
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262, 10: 2.228}
+"""Student-t 97.5% quantiles by degrees of freedom (a 95% interval across a few seeds)."""
+
+
+@dataclass
+class StudyConfig:
+    """What `tc-study` trains and compares (every field is a flag)."""
+
+    name: str = "study"
+    """Study name: demos/<name>.pkl, models/<name>_<agent>_s<seed>/, reports/<name>/."""
+    env: str = "BabyAI-MiniBossLevel-v0"
+    """Level of the demos, of training and of the evaluation levels."""
+    agents: tuple[str, ...] = field(default=AGENTS, metadata={"type": choice_list(AGENTS),
+                                                                  "metavar": "LIST"})
+    """Comma-separated agents among tc, bc, tc_nothought."""
+    seeds: int = field(default=3, metadata={"type": positive_int})
+    """Training seeds per agent (first_seed, first_seed + 1, ...)."""
+    first_seed: int = field(default=1, metadata={"type": non_negative_int})
+    """Seed of the first run of each agent."""
+    episodes: int = field(default=1000, metadata={"type": positive_int})
+    """Training demonstrations (shared by every run)."""
+    valid_episodes: int = field(default=100, metadata={"type": positive_int})
+    """Validation demonstrations (the `_valid` file)."""
+    noise_rate: float = 0.01
+    """Demo noise (the paper's 0.01)."""
+    demo_seed: int = field(default=1, metadata={"type": non_negative_int})
+    """Base seed of the demonstrations."""
+    frames: int = field(default=400_000, metadata={"type": positive_int})
+    """Training frames per run (about: whole epochs of whole episodes)."""
+    eval_every: int = field(default=50_000, metadata={"type": positive_int})
+    """Frames between evaluations (one epoch of the runs)."""
+    eval_episodes: int = field(default=100, metadata={"type": positive_int})
+    """Fixed levels played at each evaluation (the same for every agent and seed)."""
+    eval_argmax: bool = False
+    """Greedy actions at evaluation (default: sampled, as the paper evaluates)."""
+    memory_dim: int = field(default=128, metadata={"type": positive_int})
+    instr_dim: int = field(default=64, metadata={"type": positive_int})
+    image_dim: int = field(default=64, metadata={"type": positive_int})
+    batch_size: int = field(default=32, metadata={"type": positive_int})
+    recurrence: int = field(default=20, metadata={"type": positive_int})
+    lr: float = 1e-3
+    sg_coef: float = 2.0
+    """Weight of TC's thought loss (tc_nothought uses 0)."""
+    thought_loss_reduction: str = field(default="sum", metadata={"choices": ("sum", "mean")})
+    """sum (the original's) or mean over a thought's tokens."""
+    tf_fraction: float = 1 / 3
+    """TC's teacher forcing is 1 for this fraction of the epochs, then falls linearly to 0
+    at the last epoch (the paper: 10 of 160 epochs; 1 keeps it always on)."""
+    oracle: bool = True
+    """After training, also play each TC run's final weights with the bot's thoughts."""
+    workers: int = field(default=2, metadata={"type": positive_int})
+    """Training processes at a time, one torch thread each."""
+    storage: Path | None = None
+    """Storage root (default: $TC_STORAGE, else ./storage)."""
+
+    def check(self) -> None:
+        if self.eval_every > self.frames:
+            raise UserError(f"--eval-every ({self.eval_every}) exceeds --frames ({self.frames})")
+        if not 0 <= self.tf_fraction <= 1:
+            raise UserError(f"--tf-fraction must be in [0, 1], got {self.tf_fraction}")
+
+    @property
+    def epochs(self) -> int:
+        return max(1, round(self.frames / self.eval_every))
+
+
+@dataclass
+class StudyRun:
+    """One agent x seed: its training command and where it writes."""
+
+    agent: str
+    seed: int
+    name: str
+    module: str
+    args: list[str]
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.module, *self.args]
+
+
+@dataclass
+class StudyResult:
+    curves: list[dict]
+    final: list[dict]
+    table: list[dict]
+    outputs: dict[str, Path]
+
+
+def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[StudyRun]:
+    """The training command of every agent and seed (epochs of about `eval_every` frames)."""
+    epoch_length = max(1, round(config.eval_every / mean_length))
+    stop_tf = min(config.epochs - 1, round(config.tf_fraction * config.epochs))
+    common = ["--env", config.env, "--demos", config.name, "--episodes", str(config.episodes),
+              "--epochs", str(config.epochs), "--epoch-length", str(epoch_length),
+              "--memory-dim", str(config.memory_dim), "--instr-dim", str(config.instr_dim),
+              "--image-dim", str(config.image_dim), "--batch-size", str(config.batch_size),
+              "--recurrence", str(config.recurrence), "--lr", str(config.lr),
+              "--val-episodes", str(config.eval_episodes), "--val-interval", "1",
+              "--val-seed", str(TRAINER_VALIDATION_START),
+              "--val-argmax" if config.eval_argmax else "--no-val-argmax",
+              "--threads", "1", "--storage", str(root)]
+    runs = []
+    for agent in config.agents:
+        for seed in range(config.first_seed, config.first_seed + config.seeds):
+            name = f"{config.name}_{agent}_s{seed}"
+            args = [*common, "--model", name, "--seed", str(seed)]
+            if agent == "bc":
+                runs.append(StudyRun(agent, seed, name, "babyai.commands.train_bc", args))
+                continue
+            sg_coef = 0.0 if agent == "tc_nothought" else config.sg_coef
+            args += ["--sg-coef", str(sg_coef),
+                     "--thought-loss-reduction", config.thought_loss_reduction]
+            if config.tf_fraction < 1:
+                args += ["--stop-tf", str(stop_tf)]
+            runs.append(StudyRun(agent, seed, name, "babyai.commands.train_tc", args))
+    return runs
+
+
+def run_study(config: StudyConfig) -> StudyResult:
+    """Demos, every training run (in parallel), the oracle bound, then the report."""
+    config.check()
+    root = storage.storage_root(config.storage)
+    report = storage.ensure_writable_dir(storage.report_dir(config.name, root))
+    demos = storage.demos_path(config.name, root)
+    StageRunner(report / "stages.json").run(Stage(
+        "demos", "babyai.commands.make_agent_demos",
+        ["--env", config.env, "--episodes", str(config.episodes),
+         "--valid-episodes", str(config.valid_episodes), "--noise-rate", str(config.noise_rate),
+         "--seed", str(config.demo_seed), "--demos", config.name, "--workers",
+         str(config.workers), "--storage", str(root)],
+        outputs=[demos, storage.demos_path(config.name, root, valid=True)]))
+    lengths = [len(episode.actions) for episode in read_demo_file(demos).episodes]
+    runs = plan_runs(config, mean(lengths), root)
+    _train_all(runs, root, config.workers)
+    curves = [row for run in runs for row in _curve(run, root, config.eval_episodes)]
+    final = [_final(run, root, config) for run in runs]
+    table = summarize_agents(final)
+    outputs = {"curves": report / "study.csv", "final": report / "final.csv",
+               "figure": report / "study.png", "report": report / "README.md"}
+    write_csv(outputs["curves"], curves)
+    write_csv(outputs["final"], final)
+    plot_study(curves, outputs["figure"], title=f"{config.env}: {config.episodes} demos, "
+                                                f"{len(runs) // len(config.agents)} seed(s)")
+    storage.atomic_write_text(outputs["report"], _markdown(config, runs, table))
+    return StudyResult(curves, final, table, outputs)
+
+
+def _train_all(runs: list[StudyRun], root: Path, workers: int) -> None:
+    """Every run as its own process, `workers` at a time; a failure names its log."""
+    pending, active = list(runs), []
+    while pending or active:
+        while pending and len(active) < workers:
+            run = pending.pop(0)
+            run_dir = storage.ensure_writable_dir(storage.model_dir(run.name, root))
+            handle = open(run_dir / "study.out", "a")
+            log.info("[%s] %s", run.name, " ".join(run.command()[1:]))
+            active.append((run, subprocess.Popen(run.command(), stdout=handle,
+                                                 stderr=subprocess.STDOUT), handle))
+        time.sleep(0.5)
+        for item in list(active):
+            run, process, handle = item
+            if process.poll() is None:
+                continue
+            handle.close()
+            active.remove(item)
+            if process.returncode != 0:
+                for _, other, other_handle in active:
+                    other.terminate()
+                    other.wait()
+                    other_handle.close()
+                raise UserError(f"training run {run.name} failed (exit code {process.returncode});"
+                                f" see {storage.model_dir(run.name, root) / 'study.out'};"
+                                " rerun the study to resume")
+            log.info("[%s] finished", run.name)
+
+
+def _curve(run: StudyRun, root: Path, episodes: int) -> list[dict]:
+    rows = []
+    for row in read_log(storage.model_dir(run.name, root) / "log.csv"):
+        if "val/success_rate" not in row:
+            continue
+        successes = round(row["val/success_rate"] * episodes)
+        low, high = wilson_interval(successes, episodes)
+        rows.append({"agent": run.agent, "seed": run.seed, "epoch": int(row["epoch"]),
+                     "frames": int(row["frames"]), "success_rate": row["val/success_rate"],
+                     "ci_low": low, "ci_high": high, "episodes": episodes,
+                     "thought_match": row.get("val/thought_match", "")})
+    return rows
+
+
+def _final(run: StudyRun, root: Path, config: StudyConfig) -> dict:
+    """The last evaluation point of a run, plus its oracle-thought success (TC runs)."""
+    curve = _curve(run, root, config.eval_episodes)
+    if not curve:
+        raise UserError(f"{run.name} has no evaluation in its log.csv")
+    row = {"agent": run.agent, "seed": run.seed, "frames": curve[-1]["frames"],
+           "success_rate": curve[-1]["success_rate"], "oracle_success_rate": "",
+           "thought_match": curve[-1]["thought_match"]}
+    if config.oracle and run.agent != "bc":
+        row["oracle_success_rate"] = oracle_success(run, root, config)
+    return row
+
+
+def oracle_success(run: StudyRun, root: Path, config: StudyConfig) -> float:
+    """Success of the run's final weights with the bot's thoughts on the evaluation levels.
+
+    Cached in the run directory, keyed by the checkpoint's content, so a rerun is free.
+    """
+    path = storage.checkpoint_path(run.name, root, which="last")
+    cache = storage.model_dir(run.name, root) / "oracle.json"
+    key = [path.stat().st_size, path.stat().st_mtime_ns, config.eval_episodes, config.eval_argmax]
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            return saved["success_rate"]
+    loaded = load_agent(path, root)
+    seeds = range(TRAINER_VALIDATION_START, TRAINER_VALIDATION_START + config.eval_episodes)
+    with torch_threads(1):
+        records = run_episodes(loaded.agent, loaded.vocab, config.env, list(seeds),
+                               RolloutOptions(argmax=config.eval_argmax, thought_ablation="oracle"))
+    rate = summarize_success(records).success_rate
+    storage.atomic_write_text(cache, json.dumps({"key": key, "success_rate": rate}) + "\n")
+    return rate
+
+
+def summarize_agents(final: list[dict]) -> list[dict]:
+    """Per agent: mean final success over seeds with a 95% t-interval across seeds."""
+    table = []
+    for agent in dict.fromkeys(row["agent"] for row in final):
+        rows = [row for row in final if row["agent"] == agent]
+        entry = {"agent": agent, "seeds": len(rows), "frames": rows[0]["frames"]}
+        for key in ("success_rate", "oracle_success_rate"):
+            values = [float(row[key]) for row in rows if row[key] != ""]
+            if values:
+                entry[key], entry[key + "_half_width"] = mean_interval(values)
+                entry[key + "_per_seed"] = values
+        table.append(entry)
+    return table
+
+
+def mean_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t interval (nan for one value)."""
+    if len(values) < 2:
+        return values[0], math.nan
+    return mean(values), T_975.get(len(values) - 1, 1.96) * stdev(values) / math.sqrt(len(values))
+
+
+def format_table(table: list[dict]) -> str:
+    lines = ["| agent | seeds | frames | final success (mean ± 95% across seeds) | per seed "
+             "| oracle-thought success |", "| --- | --- | --- | --- | --- | --- |"]
+    for entry in table:
+        def cell(key: str) -> str:
+            if key not in entry:
+                return "–"
+            half = entry[key + "_half_width"]
+            spread = "" if math.isnan(half) else f" ± {100 * half:.1f}"
+            return f"{100 * entry[key]:.1f}%{spread}"
+        per_seed = ", ".join(f"{100 * v:.0f}" for v in entry.get("success_rate_per_seed", []))
+        lines.append(f"| {entry['agent']} | {entry['seeds']} | {entry['frames']:,} | "
+                     f"{cell('success_rate')} | {per_seed} | {cell('oracle_success_rate')} |")
+    return "\n".join(lines)
+
+
+def _markdown(config: StudyConfig, runs: list[StudyRun], table: list[dict]) -> str:
+    settings = json.dumps({k: (list(v) if isinstance(v, tuple) else v)
+                           for k, v in asdict(config).items() if k != "storage"})
+    commands = "\n".join("python -m " + " ".join([run.module, *run.args]) for run in runs)
+    return (f"# Study `{config.name}`\n\n![success vs frames](study.png)\n\n"
+            f"{format_table(table)}\n\nSettings: `{settings}`\n\n"
+            f"Training commands:\n\n```\n{commands}\n```\n")

@@ -1,0 +1,75 @@
+"""The study command at a tiny scale: runs, CSV rows, figure, table, resume; and its maths."""
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from babyai.commands import study
+from babyai.common.errors import UserError
+from babyai.pipeline.study import StudyConfig, mean_interval, plan_runs, summarize_agents
+
+TINY = ["--name", "tiny", "--env", "BabyAI-GoToLocal-v0", "--agents", "tc,bc", "--seeds", "1",
+        "--episodes", "12", "--valid-episodes", "3", "--frames", "300", "--eval-every", "150",
+        "--eval-episodes", "3", "--memory-dim", "16", "--instr-dim", "8", "--image-dim", "8",
+        "--batch-size", "4", "--workers", "2"]
+
+
+def test_tiny_study_end_to_end_and_resume(tmp_path):
+    args = TINY + ["--storage", str(tmp_path)]
+    result = study.main(args)
+    report = tmp_path / "reports" / "tiny"
+    with open(report / "study.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # one row per agent, seed and evaluation point (2 epochs of ~150 frames)
+    assert sorted((r["agent"], r["epoch"]) for r in rows) == [("bc", "1"), ("bc", "2"),
+                                                               ("tc", "1"), ("tc", "2")]
+    assert all(0 <= float(r["success_rate"]) <= 1 and r["episodes"] == "3" for r in rows)
+    assert {r["agent"] for r in result.final} == {"tc", "bc"}
+    tc_final = next(r for r in result.final if r["agent"] == "tc")
+    assert 0 <= tc_final["oracle_success_rate"] <= 1  # the oracle bound of the TC run
+    assert (report / "study.png").stat().st_size > 1000
+    assert "| tc | 1 |" in (report / "README.md").read_text()
+    # Rerunning resumes: finished runs are not retrained, the outputs are identical.
+    weights = (tmp_path / "models" / "tiny_tc_s1" / "last.pt").stat().st_mtime_ns
+    again = study.main(args)
+    assert (tmp_path / "models" / "tiny_tc_s1" / "last.pt").stat().st_mtime_ns == weights
+    assert again.final == result.final
+
+
+def test_plan_runs_share_demos_levels_and_frames(tmp_path):
+    config = StudyConfig(agents=("tc", "bc", "tc_nothought"), seeds=2, frames=400_000,
+                         eval_every=50_000, tf_fraction=0.25)
+    runs = plan_runs(config, mean_length=80.0, root=tmp_path)
+    assert [(r.agent, r.seed) for r in runs] == [("tc", 1), ("tc", 2), ("bc", 1), ("bc", 2),
+                                                 ("tc_nothought", 1), ("tc_nothought", 2)]
+    for run in runs:
+        flags = dict(zip(run.args[::2], run.args[1::2]))
+        assert flags["--epochs"] == "8" and flags["--epoch-length"] == "625"  # 50k / 80
+        assert flags["--demos"] == "study" and flags["--val-episodes"] == "100"
+    tc, nothought = runs[0].args, runs[4].args
+    assert tc[tc.index("--sg-coef") + 1] == "2.0" and tc[tc.index("--stop-tf") + 1] == "2"
+    assert nothought[nothought.index("--sg-coef") + 1] == "0.0"
+    assert "--sg-coef" not in runs[2].args and runs[2].module.endswith("train_bc")
+
+
+def test_summary_across_seeds():
+    final = [{"agent": "tc", "seed": s, "frames": 10, "success_rate": v, "oracle_success_rate": o}
+             for s, v, o in ((1, 0.5, 0.7), (2, 0.6, 0.8), (3, 0.7, 0.9))]
+    final.append({"agent": "bc", "seed": 1, "frames": 10, "success_rate": 0.4,
+                  "oracle_success_rate": ""})
+    table = {entry["agent"]: entry for entry in summarize_agents(final)}
+    assert table["tc"]["success_rate"] == pytest.approx(0.6)
+    # t(0.975, 2 dof) * sd / sqrt(3) with sd = 0.1
+    assert table["tc"]["success_rate_half_width"] == pytest.approx(4.303 * 0.1 / math.sqrt(3))
+    assert table["tc"]["oracle_success_rate"] == pytest.approx(0.8)
+    assert "oracle_success_rate" not in table["bc"]
+    assert math.isnan(mean_interval([0.3])[1])
+
+
+def test_bad_budget_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="eval-every"):
+        study.main(["--frames", "100", "--eval-every", "200", "--storage", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        study.main(["--agents", "tc,dqn", "--storage", str(tmp_path)])
