@@ -150,3 +150,36 @@ def test_bench_script_runs_on_tiny_settings(capsys):
                                          "--repeats", "1"])
     assert set(rates) == {"raw", "ours", "workers"} and all(r > 0 for r in rates.values())
     assert "ratio to raw" in capsys.readouterr().out
+
+
+def _door_toggle_while_walking(restore_doors: bool, seeds=range(20)):
+    """Play the bot until its plan walks with a closed door in front and it does not suggest
+    a toggle; the agent opens that door instead; return the bot's next step and the door."""
+    from minigrid.core.actions import Actions
+    from minigrid.utils.baby_ai_bot import GoNextToSubgoal
+
+    for seed in seeds:
+        env = make_env("BabyAI-MiniBossLevel-v0")
+        env.reset(seed=seed)
+        bot = ThinkingBot(env)
+        taken = None
+        for _ in range(60):
+            step = bot.act(taken)
+            world = env.unwrapped
+            front = world.grid.get(*world.front_pos)
+            if (front is not None and front.type == "door" and not front.is_locked
+                    and not front.is_open and step.action != Actions.toggle and isinstance(bot.stack[-1], GoNextToSubgoal)):
+                env.step(Actions.toggle)
+                return bot.act(Actions.toggle, restore_doors=restore_doors), step, front
+            _, _, done, truncated, _ = env.step(step.action)
+            if done or truncated:
+                break
+    pytest.fail("no seed walked past a door")
+
+
+def test_a_door_toggled_by_the_agent_is_kept_when_asked():
+    restored, before, door = _door_toggle_while_walking(restore_doors=True)
+    assert restored.action == 5 and restored.thought.startswith("close")
+    kept, before, door = _door_toggle_while_walking(restore_doors=False)
+    assert door.is_open and kept.action != 5
+    assert kept.thought == before.thought  # the plan (and its thought) goes on as before

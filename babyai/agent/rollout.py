@@ -99,13 +99,15 @@ class _Slot:
         """The bot's thought for the current state; False once the bot has given up.
 
         The bot is told the previous action only when it differs from its suggestion
-        (minigrid's bot plans to undo an action it is told about).
+        (minigrid's bot plans to undo an action it is told about), except a door the agent
+        toggled on its way: the bot keeps it as it is instead of planning to toggle it back
+        (see :meth:`ThinkingBot.act`), so its thought stays the one the mission needs.
         """
         if self.bot is None:
             return False
         taken = self.prev_action if self.prev_action != self.bot_action else None
         try:
-            suggestion = self.bot.act(taken)
+            suggestion = self.bot.act(taken, restore_doors=False)
         except BotFailure as error:
             logger.debug("seed %d: bot failed at step %d: %s", self.record.seed,
                          self.record.length, error)

@@ -19,6 +19,7 @@ from typing import Callable, NamedTuple
 
 import gymnasium as gym
 import numpy as np
+from minigrid.core.actions import Actions
 from minigrid.core.world_object import WorldObj
 from minigrid.envs.babyai.core.verifier import (
     GoToInstr,
@@ -112,17 +113,26 @@ class ThinkingBot:
         """The bot's current plan (read only; top last)."""
         return self._bot.stack
 
-    def act(self, action_taken: int | None = None) -> BotStep:
+    def act(self, action_taken: int | None = None, restore_doors: bool = True) -> BotStep:
         """Re-plan from the current state and return the suggested action and the thought.
 
         Args:
             action_taken: the action actually taken at the previous step if it differs from
                 the bot's suggestion (noise, or a learned agent acting); None when the
                 suggestion was taken or at the first step.
+            restore_doors: minigrid's bot, told of a door the agent opened while the plan was
+                walking somewhere, plans to close it again ("close red door"), which no
+                mission needs. False leaves such a door open and the plan as it was, so the
+                thoughts stay those of the mission. (A door the agent closed is still reopened
+                when the plan needs it; demos are unaffected: their noise only turns and moves.)
 
         Raises:
             BotFailure: minigrid's bot cannot continue from this state.
         """
+        if (not restore_doors and action_taken == Actions.toggle
+                and self._bot.stack and isinstance(self._bot.stack[-1], GoNextToSubgoal)
+                and self._front_is_open_door()):
+            action_taken = None  # GoNextTo's only reaction to a toggle is the undo
         try:
             action = self._bot.replan(action_taken)
         except (AssertionError, DisappearedBoxError) as error:
@@ -135,6 +145,11 @@ class ThinkingBot:
         elif self._last_thought is None:  # nothing planned at all: the mission is already done
             self._last_thought = "explore unseen area"
         return BotStep(int(action), self._last_thought)
+
+    def _front_is_open_door(self) -> bool:
+        world = self.env.unwrapped
+        front = world.grid.get(*world.front_pos)
+        return front is not None and front.type == "door" and front.is_open
 
     # ---------------------------------------------------------------- tagging
 
