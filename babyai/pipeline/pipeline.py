@@ -75,6 +75,7 @@ def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
         "evaluate_indist", "babyai.commands.evaluate",
         ["--env", config.env, "--model", models[0], "--model", models[1],
          "--untrained-like", models[0], "--episodes", str(config.eval_episodes),
+         "--thought-ablation", "none,oracle,zeroed,shuffled",
          "--out", str(indist_dir), *root],
         inputs=checkpoints,
         outputs=[indist_dir / "summary.json", indist_dir / "episodes.jsonl"]))

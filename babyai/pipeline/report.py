@@ -48,15 +48,23 @@ def indist_section(summary_path: Path) -> list[str]:
     rows = []
     for name, entry in summary.items():
         declaration = entry.get("declaration", {}).get("declaration_score")
+        agreement = entry.get("thought_agreement", {}).get("exact_match")
         rows.append([name, _pct(entry["success_rate"]),
                      f"[{_pct(entry['ci_low'])}, {_pct(entry['ci_high'])}]", entry["episodes"],
-                     f"{entry['mean_length']:.1f}", _pct(declaration) if declaration is not None else "–"])
+                     f"{entry['mean_length']:.1f}", _pct(declaration) if declaration is not None else "–",
+                     _pct(agreement) if agreement is not None else "–"])
     lines = ["## In-distribution success", "",
              f"Fresh {next(iter(summary.values()))['env']} levels (seeds never used by demos, "
              "validation or level sets), sampled actions; 95% Wilson intervals. "
-             "`untrained` is a freshly initialised agent of TC's architecture.", ""]
+             "`untrained` is a freshly initialised agent of TC's architecture. The TC rows in "
+             "parentheses change only what its lower level reads: the bot's thought for the "
+             "state (oracle: the paper's upper bound), no thought (zeroed), another episode's "
+             "thought (shuffled). 'thought = bot's' is how often TC's own thought equals the "
+             "bot's thought for the state it is in.", ""]
     lines += _table(["model", "success", "95% CI", "episodes", "mean length",
-                     "future-action declaration"], rows)
+                     "future-action declaration", "thought = bot's"], rows)
+    summary = {name: entry for name, entry in summary.items()
+               if entry.get("thought_ablation", "none") == "none"}
     types = list(next(iter(summary.values()))["by_mission_type"])
     lines += ["", "Success by mission type (a mission counts under every type it contains):", ""]
     type_rows = [[name] + [f"{_pct(entry['by_mission_type'][t]['success_rate'])} "
