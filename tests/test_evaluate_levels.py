@@ -141,7 +141,7 @@ def test_missing_model_and_bc_oracle(storage, tmp_path):
                                     "--episodes-per-bin", "1", "--argmax"])
     assert {row.model for row in ablated.rows} == {"bc", "tc", "tc (zeroed thoughts)",
                                                    "tc (shuffled thoughts)"}
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError, match="comma-separated"):
         evaluate_levels.main(["--env", LEVEL, "--model", "tc", "--thought-ablation", "scrambled",
                               "--testing-levels-path", str(levels), "--storage", str(storage)])
 

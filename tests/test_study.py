@@ -71,5 +71,5 @@ def test_summary_across_seeds():
 def test_bad_budget_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="eval-every"):
         study.main(["--frames", "100", "--eval-every", "200", "--storage", str(tmp_path)])
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError, match="comma-separated"):
         study.main(["--agents", "tc,dqn", "--storage", str(tmp_path)])
