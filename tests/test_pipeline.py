@@ -99,7 +99,10 @@ def test_pipeline_end_to_end_tiny(tmp_path, monkeypatch):
                     "What the TC agent thinks", "At paper scale"):
         assert f"## {heading}" in text
     summary = json.loads((report_dir / "indist" / "summary.json").read_text())
-    assert set(summary) == {"tiny_tc", "tiny_bc", "untrained"}
+    assert set(summary) == {"tiny_tc", "tiny_bc", "untrained", "tiny_tc (oracle thoughts)",
+                            "tiny_tc (zeroed thoughts)", "tiny_tc (shuffled thoughts)"}
+    assert "thought_agreement" in summary["tiny_tc"]
+    assert "tiny_tc (oracle thoughts)" in text
     assert all(entry["episodes"] == 6 for entry in summary.values())
     with open(report_dir / "ood" / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -90,7 +90,9 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
     for name, agent, vocab in agents:
         agent = agent.to(device)
         tc = bool(agent.config.use_thoughts)
-        for ablation in config.thought_ablation if tc else ("none",):
+        # The untrained reference is the chance level: no ablations for it.
+        reference = name == "untrained" and bool(config.untrained_like)
+        for ablation in config.thought_ablation if tc and not reference else ("none",):
             label = name if ablation == "none" else f"{name} ({ablation} thoughts)"
             options = RolloutOptions(argmax=config.argmax, progress=True,
                                      thought_ablation=ablation,

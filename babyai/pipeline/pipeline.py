@@ -28,6 +28,16 @@ from babyai.pipeline.stages import Stage, StageRunner
 log = logging.getLogger(__name__)
 
 
+def training_threads() -> int:
+    """Torch threads of the training stages: $OMP_NUM_THREADS, else every core.
+
+    Fixed, not taken from the machine's current load (the training default), because the
+    thread count can change floating-point sums and with them the trained weights: a rerun of
+    the pipeline must give the same numbers whatever else the machine is doing.
+    """
+    return int(os.environ.get("OMP_NUM_THREADS", max(1, os.cpu_count() or 1)))
+
+
 def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
     """The chain of stages, each a command with explicit flags."""
     root = ["--storage", str(paths.root)]
@@ -43,7 +53,7 @@ def build_stages(config: PipelineConfig, paths: Paths) -> list[Stage]:
                   "--memory-dim", str(config.memory_dim), "--instr-dim", str(config.instr_dim),
                   "--image-dim", str(config.image_dim), "--lr", str(config.lr),
                   "--seed", str(config.seed), "--val-episodes", str(config.val_episodes),
-                  "--tb", *config.extra_train_args, *root]
+                  "--threads", str(training_threads()), "--tb", *config.extra_train_args, *root]
     stages = [demos]
     for kind, module in (("tc", "babyai.commands.train_tc"), ("bc", "babyai.commands.train_bc")):
         args = [*train_args, "--model", f"{config.name}_{kind}"]
@@ -126,7 +136,7 @@ def run_pipeline(config: PipelineConfig) -> Path:
     started = time.perf_counter()
     # Each stage is a separate process: give it both cores' worth of torch threads only when
     # it runs alone, never more threads than cores (oversubscription is ruinous on 2 cores).
-    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, os.cpu_count() or 1)))}
+    env = {"OMP_NUM_THREADS": str(training_threads())}
     for number, stage in enumerate(stages, 1):
         log.info("stage %d/%d: %s", number, len(stages), stage.name)
         runner.run(stage, env=env)
