@@ -72,6 +72,7 @@ class Collector:
         self.obs: list[Observation] = envs.reset()
         self.memory = agent.initial_memory(len(envs), self.device)
         self.keep = torch.zeros(len(envs), device=self.device)  # every env starts an episode
+        self._encoded: tuple[Tensor, Any] | None = None
 
     # --------------------------------------------------------------- state for checkpoints
 
@@ -97,8 +98,11 @@ class Collector:
         return images, missions
 
     def _act(self, images: Tensor, missions: Tensor, memory: Memory):
-        encoded = self.agent.encode_missions(missions.to(self.device))
-        return self.agent(images.to(self.device, torch.long), encoded, memory)
+        # Missions change only when an episode ends: re-encode only then (the weights do not
+        # change during a collection, and `collect` forgets the cache when it starts).
+        if self._encoded is None or not torch.equal(self._encoded[0], missions):
+            self._encoded = (missions, self.agent.encode_missions(missions.to(self.device)))
+        return self.agent(images.to(self.device, torch.long), self._encoded[1], memory)
 
     @torch.no_grad()
     def collect(self, steps: int, discount: float, gae_lambda: float,
@@ -107,6 +111,7 @@ class Collector:
         and (return, length, seed) of every episode that ended."""
         was_training = self.agent.training
         self.agent.eval()
+        self._encoded = None
         procs = len(self.envs)
         images, missions, thoughts, bot_rows = [], [], [], []
         actions, log_probs, values, rewards, dones, keeps, memories = [], [], [], [], [], [], []
