@@ -70,9 +70,9 @@ class PipelineConfig:
     """Frames per fine-tuning run (with --finetune)."""
     finetune_seeds: int = 2
     """PPO seeds per agent and bin (with --finetune)."""
-    finetune_levels_per_bin: int = 60
-    """Seeds per bin of the fine-tuning level set (20 are held out for evaluation)."""
-    finetune_max_draws: int = 4000
+    finetune_levels_per_bin: int = 30
+    """Seeds per bin of the fine-tuning level set (10 are held out for evaluation)."""
+    finetune_max_draws: int = 1500
     """Bound on the seeds measured to fill the fine-tuning level set."""
     force: bool = False
     """Rerun every stage even if its inputs are unchanged."""

@@ -60,7 +60,7 @@ class FinetuneConfig:
     """PPO seeds per agent and bin."""
     frames: int = field(default=50_000, metadata={"type": positive_int})
     """Frame budget of every run."""
-    eval_episodes: int = field(default=20, metadata={"type": positive_int})
+    eval_episodes: int = field(default=10, metadata={"type": positive_int})
     """Held-out seeds of the bin (never trained on)."""
     min_train_seeds: int = field(default=10, metadata={"type": positive_int})
     """A bin needs at least this many training seeds besides the held-out ones."""
