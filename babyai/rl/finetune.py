@@ -58,13 +58,13 @@ class FinetuneConfig:
     """A bin qualifies when both agents' zero-shot success is below this."""
     seeds: int = field(default=2, metadata={"type": positive_int})
     """PPO seeds per agent and bin."""
-    frames: int = field(default=50_000, metadata={"type": positive_int})
+    frames: int = field(default=10_240, metadata={"type": positive_int})
     """Frame budget of every run."""
     eval_episodes: int = field(default=10, metadata={"type": positive_int})
     """Held-out seeds of the bin (never trained on)."""
     min_train_seeds: int = field(default=10, metadata={"type": positive_int})
     """A bin needs at least this many training seeds besides the held-out ones."""
-    eval_interval: int = field(default=5, metadata={"type": positive_int})
+    eval_interval: int = field(default=4, metadata={"type": positive_int})
     """Updates between held-out evaluations."""
     procs: int = field(default=16, metadata={"type": positive_int})
     """Environments per run."""
