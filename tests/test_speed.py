@@ -133,3 +133,15 @@ def test_bf16_convolutions_keep_loss_and_gradients_within_tolerance(trainer):
     low = torch.cat([low_grads[name].flatten() for name in grads])
     assert float((low - whole).norm() / whole.norm()) < 0.1
     assert float(torch.nn.functional.cosine_similarity(whole, low, dim=0)) > 0.99
+
+
+def test_default_threads_follow_the_free_cores(monkeypatch):
+    from babyai.common import runtime
+    assert runtime.default_threads(3) == 3  # an explicit choice is kept
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert runtime.default_threads(0) == 2  # idle: every core
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (1.2, 1.0, 1.0))
+    assert runtime.default_threads(0) == 1  # one core busy
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    assert runtime.default_threads(0) == 1  # overloaded: still one thread

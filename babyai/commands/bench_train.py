@@ -113,23 +113,25 @@ def measure(setting: str, variant: dict, batches: int, threads: int) -> dict:
         frames, seconds = 0, 0.0
         if variant["layout"] == "lanes":
             plan = LanePlan.build(indices, data.lengths, sizes["batch_size"], batches + 2)
+            warmup = plan.batch(data, 0, slice(0, 4))  # 4 lanes of batch 0 warm up
+            step.run(warmup, tf, warmup.num_steps)
             memory = None
-            for number in range(min(len(plan), batches + 1)):  # batch 0 warms up
+            for number in range(1, min(len(plan), batches + 1)):
                 batch = plan.batch(data, number)
                 began = time.perf_counter()
                 _, memory = step.run(batch, tf, plan.batch_steps(number), memory)
-                if number:
-                    seconds += time.perf_counter() - began
-                    frames += batch.num_steps
+                seconds += time.perf_counter() - began
+                frames += batch.num_steps
         else:
-            for number in range(batches + 1):
+            warmup = data.batch(indices[:4])
+            step.run(warmup, tf, warmup.num_steps)
+            for number in range(1, batches + 1):
                 chosen = indices[number * sizes["batch_size"]:(number + 1) * sizes["batch_size"]]
                 batch = data.batch(chosen)
                 began = time.perf_counter()
                 step.run(batch, tf, batch.num_steps)
-                if number:
-                    seconds += time.perf_counter() - began
-                    frames += batch.num_steps
+                seconds += time.perf_counter() - began
+                frames += batch.num_steps
     return {"fps": frames / seconds, "frames": frames,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
