@@ -4,8 +4,11 @@ Why: in the per-episode layout a batch runs as many sequential steps as its LONG
 and rows go idle as shorter episodes end (on MiniBossLevel a batch of 32 averages ~30 steps
 per episode but runs ~100 steps, the last ones on 1-3 rows). Sequential steps, not rows,
 are what a small model on a CPU pays for, and BatchNorm's running statistics suffer from
-the nearly empty steps. Here every episode of the epoch is appended, in the sampled order,
-to the lane with the fewest steps so far; batch k is steps `[k*H, (k+1)*H)` of every lane.
+the nearly empty steps. Here the epoch's episodes are dealt to lanes longest first, each to
+the lane with the fewest steps so far (so lanes end within a few steps of each other: dealt
+in sampled order instead, they ended up to ~100 steps apart and the epoch closed on a long
+tail of 1-row steps, which spoiled BatchNorm's running statistics), then the order inside
+each lane is shuffled; batch k is steps `[k*H, (k+1)*H)` of every lane.
 So every step runs full rows (except near the epoch's end), a batch holds `lanes * H` steps,
 and H is chosen so an epoch has as many batches (optimizer steps) as the per-episode layout.
 
@@ -45,23 +48,30 @@ class LanePlan:
 
     @classmethod
     def build(cls, indices: np.ndarray, lengths: np.ndarray, lanes: int,
-              batches: int) -> "LanePlan":
-        """Greedy plan: each episode (in the given order) joins the shortest lane so far.
+              batches: int, seed: int = 0) -> "LanePlan":
+        """Balanced plan: longest episode first, each to the shortest lane so far; then the
+        order inside each lane is shuffled with `seed`.
 
         Args:
-            indices: the epoch's episode indices, in sampled order.
+            indices: the epoch's episode indices.
             lengths: their lengths.
             lanes: number of lanes (the batch size).
             batches: number of batches wanted (H = ceil(longest lane / batches)).
+            seed: seed of the order inside the lanes.
         """
         if lanes <= 0 or batches <= 0:
             raise ValueError("lanes and batches must be positive")
         members: list[list[int]] = [[] for _ in range(lanes)]
         heap = [(0, lane) for lane in range(lanes)]
-        for episode, length in zip(np.asarray(indices).tolist(), np.asarray(lengths).tolist()):
+        order = np.argsort(-np.asarray(lengths), kind="stable")
+        for episode, length in zip(np.asarray(indices)[order].tolist(),
+                                   np.asarray(lengths)[order].tolist()):
             total, lane = heapq.heappop(heap)
             members[lane].append(episode)
             heapq.heappush(heap, (total + int(length), lane))
+        rng = np.random.default_rng(seed)
+        for lane in members:
+            rng.shuffle(lane)
         totals = {lane: total for total, lane in heap}
         order = sorted(range(lanes), key=lambda lane: -totals[lane])
         length_of = dict(zip(np.asarray(indices).tolist(), np.asarray(lengths).tolist()))

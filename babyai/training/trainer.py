@@ -205,7 +205,7 @@ class Trainer:
         plan = None
         if config.layout == "lanes":
             plan = LanePlan.build(indices, self.train_data.lengths[indices], config.batch_size,
-                                  len(epoch_batches))
+                                  len(epoch_batches), seed=derived_seed(config.seed, epoch))
         count = len(plan) if plan is not None else len(epoch_batches)
         tf_prob = teacher_forcing_prob(epoch, config.epochs, config.stop_tf)
         draws = teacher_forcing_draws(config.seed, epoch, len(epoch_batches), tf_prob)
