@@ -213,6 +213,10 @@ def test_finetune_picks_the_hardest_failed_bin_per_kind_and_draws_curves(tmp_pat
         ("demo", "25", "tc"), ("demo", "25", "bc")]
     assert (tmp_path / "out" / "finetune.png").is_file()
     assert (tmp_path / "out" / "runs" / "finetune_tc_demo25_s1" / "best.pt").is_file()
+    from babyai.pipeline.report import finetune_section
+    section = finetune_section(tmp_path / "out")
+    assert "| demo 25 | TC | 1 | 32 |" in "\n".join(section)
+    assert section[-1] == "![fine-tuning curves](finetune/finetune.png)"
 
 
 def test_pipeline_finetunes_only_when_asked(tmp_path):
