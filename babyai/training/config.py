@@ -48,7 +48,7 @@ class TrainConfig:
     batch_size: int = 32
     """Episodes per optimizer step, over all ranks (the paper: 180); with `--layout lanes`,
     the number of lanes, and a batch holds as many steps on average."""
-    layout: str = field(default="episodes", metadata={"choices": LAYOUTS})
+    layout: str = field(default="lanes", metadata={"choices": LAYOUTS})
     """How batches are laid out: `lanes` (each row a continuous stream of episodes, full
     rows at every step, about mean-length batches; faster) or `episodes` (one whole episode
     per row, as in the original: a batch runs as long as its longest episode)."""
@@ -97,7 +97,7 @@ class TrainConfig:
     """Also write TensorBoard scalars (train/..., val/...) into the run directory."""
     device: str = "auto"
     """`auto`, `cpu` or `cuda` (mixed precision is used on CUDA only)."""
-    conv_precision: str = field(default="fp32", metadata={"choices": CONV_PRECISIONS})
+    conv_precision: str = field(default="auto", metadata={"choices": CONV_PRECISIONS})
     """Precision of the convolutions when training on a CPU: `bf16` (several times faster on
     CPUs with native bfloat16; everything else stays float32), `fp32`, or `auto` (bf16 where
     the CPU computes it natively). CUDA training uses float16 mixed precision regardless."""

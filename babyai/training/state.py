@@ -23,6 +23,8 @@ from babyai.training.config import TrainConfig
 RESUMABLE_CHANGES = ("device", "tb", "log_interval", "save_interval", "storage", "threads")
 """TrainConfig fields that may change between a run and its resumption without changing
 its result."""
+IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32"}
+"""TrainConfig fields added later, with what a run saved before they existed did."""
 
 
 @dataclass
@@ -65,8 +67,9 @@ def check_same_run(resume: dict, config: TrainConfig, run_dir: Path, last_path: 
         raise UserError(f"{last_path} was not written by this trainer; "
                         "choose another --model name")
     current = dataclasses.asdict(config)
-    different = {k: (saved.get(k), v) for k, v in current.items()
-                 if k not in RESUMABLE_CHANGES and saved.get(k) != v}
+    before = {k: saved.get(k, IMPLIED_BEFORE_ADDED.get(k)) for k in current}
+    different = {k: (before[k], v) for k, v in current.items()
+                 if k not in RESUMABLE_CHANGES and before[k] != v}
     if different:
         details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in different.items())
         raise UserError(f"{run_dir} holds a run with other settings ({details}); "
