@@ -9,6 +9,7 @@ from synthetic_demos import write_demos
 
 from babyai.agent.layers import use_bf16_convolutions
 from babyai.data.lanes import LanePlan
+from babyai.common.errors import UserError
 from babyai.training.config import TrainConfig
 from babyai.training.trainer import Trainer
 
@@ -145,3 +146,17 @@ def test_default_threads_follow_the_free_cores(monkeypatch):
     assert runtime.default_threads(0) == 1  # one core busy
     monkeypatch.setattr(runtime.os, "getloadavg", lambda: (9.0, 9.0, 9.0))
     assert runtime.default_threads(0) == 1  # overloaded: still one thread
+
+
+def test_a_run_resumes_with_the_layout_it_started_with(tmp_path):
+    """The defaults changed (lanes, bf16 where native): a run started per-episode in fp32
+    resumes that way when the command leaves the two flags at their defaults."""
+    write_demos(tmp_path, count=8, valid_count=2)
+    common = dict(TINY, demos="synth", storage=str(tmp_path), model="old")
+    Trainer(TrainConfig(**dict(common, layout="episodes", conv_precision="fp32"), epochs=1)).run()
+    resumed = Trainer(TrainConfig(**dict(common, conv_precision="auto"), epochs=1))
+    assert (resumed.config.layout, resumed.config.conv_precision) == ("episodes", "fp32")
+    Trainer(TrainConfig(**dict(common, model="new", conv_precision="fp32"), epochs=1)).run()
+    with pytest.raises(UserError, match="layout"):  # a lanes run, resumed per-episode
+        Trainer(TrainConfig(**dict(common, model="new", conv_precision="fp32"),
+                            layout="episodes", epochs=1))

@@ -60,6 +60,17 @@ def checkpoint_extra(config: TrainConfig, epoch: int, optimizer: torch.optim.Opt
             "sampler": sampler.state_dict(), "state": dataclasses.asdict(state)}
 
 
+def keep_saved_speed_settings(resume: dict, config: TrainConfig) -> None:
+    """A run resumes with the layout and convolution precision it started with when the
+    command leaves them at their defaults: those defaults changed, and a run's result
+    depends on them (an explicit, different value is still refused by check_same_run)."""
+    saved = resume.get("extra", {}).get("train_config") or {}
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, implied in IMPLIED_BEFORE_ADDED.items():
+        if getattr(config, name) == defaults[name]:
+            setattr(config, name, saved.get(name, implied))
+
+
 def check_same_run(resume: dict, config: TrainConfig, run_dir: Path, last_path: Path) -> None:
     """A resumed run must have the settings of the run that wrote `last.pt`."""
     saved = resume.get("extra", {}).get("train_config")

@@ -45,7 +45,7 @@ from babyai.training.distributed import DistContext, dist_context_from_env
 from babyai.training.logger import MetricLogger
 from babyai.training.schedules import learning_rate, teacher_forcing_draws, teacher_forcing_prob
 from babyai.training.state import (TrainState, check_same_run, check_validation_seeds,
-                                   checkpoint_extra)
+                                   checkpoint_extra, keep_saved_speed_settings)
 from babyai.training.step import BatchStep, NonFiniteLoss
 from babyai.training.validation import demo_metrics, success_metrics
 
@@ -92,6 +92,7 @@ class Trainer:
         seed_everything(config.seed)
         resume = read_checkpoint(self.files.last) if self.files.last.is_file() else None
         if resume is not None:
+            keep_saved_speed_settings(resume, config)
             check_same_run(resume, config, self.run_dir, self.files.last)
         self._load_data(root, Vocabulary.from_list(resume["vocab"]) if resume else None)
 
