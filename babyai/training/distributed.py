@@ -59,6 +59,8 @@ def process_group(context: DistContext, device: torch.device) -> Iterator[None]:
         created = True
     try:
         yield
+        if created:
+            dist.barrier()  # every rank done with its collectives before any tears down
     finally:
         if created:
             dist.destroy_process_group()
