@@ -276,7 +276,8 @@ class Agent(nn.Module):
             predicted = self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
         generated = None
         forced = teacher_forcing if isinstance(teacher_forcing, Tensor) else None
-        if forced is None and teacher_forcing and thought_target is not None:
+        all_forced = forced is None and bool(teacher_forcing) and thought_target is not None
+        if all_forced:
             thought_in_use = thought_target
         else:
             generated = self.thinker.generate((upper_h, upper_c))
@@ -284,8 +285,7 @@ class Agent(nn.Module):
             thought_in_use = torch.cat([start, generated], dim=1)
             if forced is not None and thought_target is not None:
                 thought_in_use = _select_rows(forced, thought_target, thought_in_use)
-        if forced is None and teacher_forcing and thought_target is not None \
-                and thought_encoding is not None:
+        if all_forced and thought_encoding is not None:
             thought = thought_encoding
         else:
             thought = self.encode_thoughts(thought_in_use)

@@ -267,7 +267,7 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
         raise UserError(f"the thought ablation {ablation!r} needs a TC checkpoint: "
                         "a BC agent reads no thoughts")
     policy_thought = ablation if ablation in ("zeroed", "shuffled") else "in_use"
-    if intervention is not None and not use_thoughts and not oracle_thoughts:
+    if intervention is not None and not use_thoughts:
         raise UserError("an intervention on thoughts needs a TC checkpoint: a BC agent has none")
     if device is None:
         device = next(agent.parameters()).device

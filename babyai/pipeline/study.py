@@ -186,8 +186,9 @@ def run_study(config: StudyConfig) -> StudyResult:
     lengths = [len(episode.actions) for episode in read_demo_file(demos).episodes]
     runs = plan_runs(config, mean(lengths), root)
     _train_all(runs, root, config.workers)
-    curves = [row for run in runs for row in _curve(run, root, config.eval_episodes)]
-    final = [_final(run, root, config) for run in runs]
+    run_curves = [_curve(run, root, config.eval_episodes) for run in runs]
+    curves = [row for curve in run_curves for row in curve]
+    final = [_final(run, curve, root, config) for run, curve in zip(runs, run_curves)]
     table = summarize_agents(final)
     outputs = {"curves": report / "study.csv", "final": report / "final.csv",
                "figure": report / "study.png", "report": report / "README.md"}
@@ -242,9 +243,8 @@ def _curve(run: StudyRun, root: Path, episodes: int) -> list[dict]:
     return rows
 
 
-def _final(run: StudyRun, root: Path, config: StudyConfig) -> dict:
+def _final(run: StudyRun, curve: list[dict], root: Path, config: StudyConfig) -> dict:
     """The last evaluation point of a run, plus its oracle-thought success (TC runs)."""
-    curve = _curve(run, root, config.eval_episodes)
     if not curve:
         raise UserError(f"{run.name} has no evaluation in its log.csv")
     row = {"agent": run.agent, "seed": run.seed, "frames": curve[-1]["frames"],
@@ -258,7 +258,8 @@ def _final(run: StudyRun, root: Path, config: StudyConfig) -> dict:
 def oracle_success(run: StudyRun, root: Path, config: StudyConfig) -> float:
     """Success of the run's final weights with the bot's thoughts on the evaluation levels.
 
-    Cached in the run directory, keyed by the checkpoint's content, so a rerun is free.
+    Cached in the run directory, keyed by the checkpoint's size and modification time and
+    the evaluation settings, so a rerun is free.
     """
     path = storage.checkpoint_path(run.name, root, which="last")
     cache = storage.model_dir(run.name, root) / "oracle.json"
