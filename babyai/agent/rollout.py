@@ -98,16 +98,16 @@ class _Slot:
     def ask_bot(self) -> bool:
         """The bot's thought for the current state; False once the bot has given up.
 
-        The bot is told the previous action only when it differs from its suggestion
-        (minigrid's bot plans to undo an action it is told about), except a door the agent
-        toggled on its way: the bot keeps it as it is instead of planning to toggle it back
-        (see :meth:`ThinkingBot.act`), so its thought stays the one the mission needs.
+        When the agent did not take the bot's suggestion, the bot plans the rest of the
+        mission afresh from the state the agent reached instead of planning to undo the
+        agent's action (see :meth:`ThinkingBot.act`), so its thought stays the one the
+        mission needs from here.
         """
         if self.bot is None:
             return False
         taken = self.prev_action if self.prev_action != self.bot_action else None
         try:
-            suggestion = self.bot.act(taken, restore_doors=False)
+            suggestion = self.bot.act(taken, replan=True)
         except BotFailure as error:
             logger.debug("seed %d: bot failed at step %d: %s", self.record.seed,
                          self.record.length, error)
@@ -199,6 +199,10 @@ def _choose_actions(logits: torch.Tensor, slots: Sequence[_Slot], argmax: bool) 
 
 THOUGHT_ABLATIONS = ("none", "oracle", "zeroed", "shuffled")
 """How much do an agent's actions depend on what it thinks: the four conditions."""
+
+ORACLE_VERSION = 2
+"""Bumped whenever what the bot answers at evaluation changes (2: it plans afresh after an
+action it did not suggest), so cached oracle results of an older bot are not reused."""
 
 
 @dataclass

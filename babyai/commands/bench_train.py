@@ -17,6 +17,11 @@ observation codes and plausible thoughts. Lanes are planned over all the run's e
 the batches in the middle are timed (full rows, as in an epoch); the per-episode layout times
 batches of the same episodes. The load average is printed before and after: on a shared
 machine, compare only figures of one run.
+
+`--device cuda` measures on a GPU (mixed precision, as training uses there): the timer waits
+for the GPU, the peak GPU memory is printed beside the peak RSS, and each TC line says how
+many hours the paper's 7x10^8 frames would take at that speed. `--batch-size N` overrides
+the batch size of every setting (a GPU is only kept busy by larger batches).
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ import numpy as np
 import torch
 
 from babyai.common.cli import positive_int, run
+from babyai.common.errors import UserError
 from babyai.common.flags import Parser
 from babyai.common.runtime import default_threads
 from babyai.common.storage import demos_path
@@ -54,6 +60,8 @@ SETTINGS = {
     "p": dict(memory_dim=128, instr_dim=64, image_dim=64, batch_size=32, recurrence=20),
 }
 LEVELS = {"a": "BabyAI-BossLevel-v0", "b": "BabyAI-BossLevel-v0", "p": "BabyAI-MiniBossLevel-v0"}
+PAPER_FRAMES = 7e8
+"""Frames the paper trained its BossLevel agents on (for the projected hours on a GPU)."""
 ORIGINAL_FPS = {"a": 40.0, "b": 310.0}
 """Frames/s of the original Thought Cloning implementation (teacher-forced TC training),
 measured on this kind of machine (2 CPU cores) at settings (a) and (b): the references of
@@ -92,10 +100,21 @@ def bot_episodes(count: int, seed: int, env_name: str) -> list[Episode]:
     return episodes
 
 
-def measure(setting: str, variant: dict, batches: int, threads: int) -> dict:
-    """One variant in this process: frames/s over `batches` timed batches, and the peak RSS."""
+def measure(setting: str, variant: dict, batches: int, threads: int, device: str = "cpu",
+            batch_size: int | None = None) -> dict:
+    """One variant in this process: frames/s over `batches` timed batches, and the peak RSS
+    (and, on a GPU, its peak memory)."""
     torch.set_num_threads(threads)
-    sizes, env = SETTINGS[setting], LEVELS[setting]
+    sizes, env = dict(SETTINGS[setting]), LEVELS[setting]
+    if batch_size:
+        sizes["batch_size"] = batch_size
+    cuda = device == "cuda"
+
+    def now() -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     count = sizes["batch_size"] * (batches + 2)
     with tempfile.TemporaryDirectory() as root:
         make = bot_episodes if setting == "p" else synthetic_episodes
@@ -104,7 +123,7 @@ def measure(setting: str, variant: dict, batches: int, threads: int) -> dict:
         save_demos(demos_path("bench", Path(root), valid=True), episodes[:2], {"env": env})
         del episodes
         trainer = Trainer(TrainConfig(demos="bench", env=env, storage=root, model="bench",
-                                      val_episodes=0, device="cpu", threads=threads,
+                                      val_episodes=0, device=device, threads=threads,
                                       use_thoughts=variant["tc"], layout=variant["layout"],
                                       conv_precision=variant["conv_precision"], **sizes))
         data, step, tf = trainer.train_data, trainer.step, variant["tf"]
@@ -118,9 +137,9 @@ def measure(setting: str, variant: dict, batches: int, threads: int) -> dict:
             memory = None
             for number in range(1, min(len(plan), batches + 1)):
                 batch = plan.batch(data, number)
-                began = time.perf_counter()
+                began = now()
                 _, memory = step.run(batch, tf, plan.batch_steps(number), memory)
-                seconds += time.perf_counter() - began
+                seconds += now() - began
                 frames += batch.num_steps
         else:
             warmup = data.batch(indices[:4])
@@ -128,12 +147,13 @@ def measure(setting: str, variant: dict, batches: int, threads: int) -> dict:
             for number in range(1, batches + 1):
                 chosen = indices[number * sizes["batch_size"]:(number + 1) * sizes["batch_size"]]
                 batch = data.batch(chosen)
-                began = time.perf_counter()
+                began = now()
                 step.run(batch, tf, batch.num_steps)
-                seconds += time.perf_counter() - began
+                seconds += now() - began
                 frames += batch.num_steps
     return {"fps": frames / seconds, "frames": frames,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0}
 
 
 def variants(setting: str) -> dict[str, dict]:
@@ -147,10 +167,11 @@ def variants(setting: str) -> dict[str, dict]:
             "TC teacher-forced, per-episode fp32": dict(OLD, tc=True, tf=True)}
 
 
-def _child(setting: str, variant: dict, batches: int, threads: int) -> dict:
+def _child(setting: str, variant: dict, batches: int, threads: int, device: str,
+           batch_size: int | None) -> dict:
     command = [sys.executable, "-m", "babyai.commands.bench_train", "--child",
                json.dumps({"setting": setting, "variant": variant, "batches": batches,
-                           "threads": threads})]
+                           "threads": threads, "device": device, "batch_size": batch_size})]
     output = subprocess.run(command, capture_output=True, text=True)
     if output.returncode != 0:
         raise RuntimeError(f"benchmark of setting {setting} {variant} failed:\n{output.stderr[-2000:]}")
@@ -165,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="runs per variant (medians are printed)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads (0: the cores the load average leaves free)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="where to train (cuda: mixed precision, GPU memory and the "
+                             "projected hours for the paper's frames are printed)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="override every setting's batch size")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser
 
@@ -173,10 +199,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
-        result = measure(spec["setting"], spec["variant"], spec["batches"], spec["threads"])
+        result = measure(spec["setting"], spec["variant"], spec["batches"], spec["threads"],
+                         spec["device"], spec["batch_size"])
         print(json.dumps(result))
         return result
     threads = default_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available here")
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; "
           f"{threads} torch thread(s); medians of {args.repeats} runs of {args.batches} batches",
           flush=True)
@@ -187,15 +216,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
         runs: dict[str, list[dict]] = {label: [] for label in variants(setting)}
         for _ in range(args.repeats):
             for label, variant in variants(setting).items():
-                runs[label].append(_child(setting, variant, args.batches, threads))
+                runs[label].append(_child(setting, variant, args.batches, threads, args.device,
+                                          args.batch_size))
         fps = {label: statistics.median(r["fps"] for r in rs) for label, rs in runs.items()}
         rss = {label: max(r["peak_rss_mb"] for r in rs) for label, rs in runs.items()}
-        report[setting] = {"fps": fps, "peak_rss_mb": rss,
+        gpu = {label: max(r["peak_gpu_mb"] for r in rs) for label, rs in runs.items()}
+        report[setting] = {"fps": fps, "peak_rss_mb": rss, "peak_gpu_mb": gpu,
                            "runs": {k: [round(r["fps"], 1) for r in v] for k, v in runs.items()}}
-        dims = " ".join(f"{k.split('_')[0]} {v}" for k, v in SETTINGS[setting].items())
+        sizes = dict(SETTINGS[setting], **({"batch_size": args.batch_size} if args.batch_size else {}))
+        dims = " ".join(f"{k.split('_')[0]} {v}" for k, v in sizes.items())
         print(f"({setting}) {dims}", flush=True)
         for label in runs:
             line = f"    {label:<38} {fps[label]:7.0f} frames/s  peak RSS {rss[label] / 1024:.2f} GB"
+            if args.device == "cuda":
+                line += f"  peak GPU {gpu[label] / 1024:.2f} GB"
+                if label.startswith("TC"):
+                    line += f"  ({PAPER_FRAMES / fps[label] / 3600:,.0f} h for 7e8 frames)"
             if setting in ORIGINAL_FPS and "per-episode" not in label:
                 line += (f"  {fps[label] / ORIGINAL_FPS[setting]:.2f}x the original's "
                          f"{ORIGINAL_FPS[setting]:.0f}")

@@ -11,6 +11,7 @@ observers only read the stack and call the original methods. The thought of a st
 """
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 from collections import Counter
@@ -19,14 +20,16 @@ from typing import Callable, NamedTuple
 
 import gymnasium as gym
 import numpy as np
-from minigrid.core.actions import Actions
 from minigrid.core.world_object import WorldObj
 from minigrid.envs.babyai.core.verifier import (
+    ActionInstr,
+    AfterInstr,
     GoToInstr,
     ObjDesc,
     OpenInstr,
     PickupInstr,
     PutNextInstr,
+    SeqInstr,
 )
 from minigrid.utils.baby_ai_bot import (
     BabyAIBot,
@@ -67,24 +70,71 @@ def _color_of(obj: WorldObj | None) -> str | None:
     return obj.color if obj is not None else None
 
 
+def _action_instrs(instr) -> list[ActionInstr]:
+    """The single-action instructions inside a (possibly composite) mission instruction."""
+    if isinstance(instr, SeqInstr):
+        return [*_action_instrs(instr.instr_a), *_action_instrs(instr.instr_b)]
+    return [instr]
+
+
+def _matches(desc: ObjDesc, obj: WorldObj) -> bool:
+    return any(candidate is obj for candidate in desc.obj_set)
+
+
 class _ObservedBot(BabyAIBot):
     """`BabyAIBot` that reports mission pushes and object look-ups to an observer.
 
     The overrides call the original methods unchanged and only look at the results.
     """
 
-    def __init__(self, env: gym.Env, observer: "ThinkingBot") -> None:
+    def __init__(self, env: gym.Env, observer: "ThinkingBot", unfinished_only: bool = False) -> None:
         self._observer = observer
+        self._unfinished_only = unfinished_only
+        self.finished: list[ActionInstr] = []
+        """Instructions left out of the plan because the environment verified them done."""
         self.last_found: tuple[ObjDesc, WorldObj | None] | None = None
         super().__init__(env)
 
     def _process_instr(self, instr) -> None:
+        if self._unfinished_only and isinstance(instr, SeqInstr):
+            # minigrid pushes b then a for Before/And (a runs first), a then b for After.
+            parts = [(instr.instr_b, instr.b_done), (instr.instr_a, instr.a_done)]
+            if isinstance(instr, AfterInstr):
+                parts.reverse()
+            for part, done in parts:
+                if done == "success":
+                    self.finished.extend(_action_instrs(part))
+                else:
+                    self._process_instr(part)
+            return
         before = len(self.stack)
         super()._process_instr(instr)
         self._observer._tag_mission(instr, self.stack[before:])
 
+    def _reachable(self, target: tuple[int, int]) -> bool:
+        path, _, _ = self._shortest_path(lambda pos, cell: pos == target, try_with_blockers=True)
+        return path is not None
+
     def _find_obj_pos(self, obj_desc, adjacent=False):
-        obj, pos = super()._find_obj_pos(obj_desc, adjacent)
+        query = obj_desc
+        if self._unfinished_only:
+            # minigrid pairs `obj_set[i]` with `obj_poss[i]`, but refreshes the positions
+            # by scanning the grid, so once objects have moved (or one is carried) the pairs
+            # no longer match and the bot may head for a stale cell. It also asserts that
+            # every object it has seen is reachable, which fails once the agent has closed
+            # a door behind it. A bot planning from a state the agent reached looks objects
+            # up where they are and treats the ones it cannot reach as not found (it then
+            # explores, which opens the closed doors).
+            grid = self.mission.unwrapped.grid
+            placed = [obj for obj in obj_desc.obj_set
+                      if obj.cur_pos is not None and grid.get(*obj.cur_pos) is obj
+                      and self._reachable(tuple(obj.cur_pos))]
+            if not placed:
+                self.last_found = (obj_desc, None)
+                return None, None
+            query = copy.copy(obj_desc)
+            query.obj_set, query.obj_poss = placed, [tuple(obj.cur_pos) for obj in placed]
+        obj, pos = super()._find_obj_pos(query, adjacent)
         self.last_found = (obj_desc, obj)
         return obj, pos
 
@@ -113,29 +163,42 @@ class ThinkingBot:
         """The bot's current plan (read only; top last)."""
         return self._bot.stack
 
-    def act(self, action_taken: int | None = None, restore_doors: bool = True) -> BotStep:
+    def act(self, action_taken: int | None = None, replan: bool = False) -> BotStep:
         """Re-plan from the current state and return the suggested action and the thought.
 
         Args:
             action_taken: the action actually taken at the previous step if it differs from
                 the bot's suggestion (noise, or a learned agent acting); None when the
                 suggestion was taken or at the first step.
-            restore_doors: minigrid's bot, told of a door the agent opened while the plan was
-                walking somewhere, plans to close it again ("close red door"), which no
-                mission needs. False leaves such a door open and the plan as it was, so the
-                thoughts stay those of the mission. (A door the agent closed is still reopened
-                when the plan needs it; demos are unaffected: their noise only turns and moves.)
+            replan: what to do about such an action. False (demonstrations) tells minigrid's
+                bot, which plans to UNDO it: go back to where it stood, drop what the agent
+                picked up ("pickup X to pick up previous carrying" after a drop), close a
+                door the agent opened. With a learned agent that deviates often these undo
+                plans pile up, and the thoughts stop being those of the mission (in one
+                measured episode the same "pick up previous" thought for 280 steps). True
+                (every evaluation that consults the bot) instead drops the plan and plans
+                the unfinished part of the mission from the state the agent is in, keeping
+                the map the bot has seen (see :meth:`replan_from_here`).
 
         Raises:
             BotFailure: minigrid's bot cannot continue from this state.
         """
-        if (not restore_doors and action_taken == Actions.toggle
-                and self._bot.stack and isinstance(self._bot.stack[-1], GoNextToSubgoal)
-                and self._front_is_open_door()):
-            action_taken = None  # GoNextTo's only reaction to a toggle is the undo
+        if replan and action_taken is not None:
+            self.replan_from_here()
+            action_taken = None
         try:
             action = self._bot.replan(action_taken)
-        except (AssertionError, DisappearedBoxError) as error:
+        except AssertionError as error:
+            if not replan:
+                raise BotFailure(f"the bot cannot continue: AssertionError: {error}") from error
+            # A one-step subgoal met a state it does not expect (e.g. a drop facing an
+            # object the agent moved): a fresh plan from here usually can.
+            self.replan_from_here()
+            try:
+                action = self._bot.replan(None)
+            except (AssertionError, DisappearedBoxError) as again:
+                raise BotFailure(f"the bot cannot continue: {type(again).__name__}: {again}") from again
+        except DisappearedBoxError as error:
             raise BotFailure(f"the bot cannot continue: {type(error).__name__}: {error}") from error
         stack = self._bot.stack
         self._tags = {subgoal: self._tags[subgoal] for subgoal in stack}
@@ -146,10 +209,49 @@ class ThinkingBot:
             self._last_thought = "explore unseen area"
         return BotStep(int(action), self._last_thought)
 
-    def _front_is_open_door(self) -> bool:
+    def replan_from_here(self) -> None:
+        """Forget the plan; plan what is left of the mission from the current state.
+
+        The new plan covers the mission instructions the environment has not yet verified as
+        done (the `a_done`/`b_done` flags of its sequence instructions), and the bot keeps
+        the cells it has already seen. Hands are freed first when the plan will need them:
+        an object the agent carries is put down next to where it stands, unless it is the
+        object a pending put-next instruction moves, in which case it is carried there.
+
+        Raises:
+            BotFailure: minigrid's bot cannot plan from this state.
+        """
+        seen = self._bot.vis_mask.copy()
+        self._tags = {}
+        try:
+            self._bot = _ObservedBot(self.env, self, unfinished_only=True)
+            self._bot.vis_mask = seen
+            self._free_hands()
+        except AssertionError as error:
+            raise BotFailure(f"the bot cannot plan from here: {error}") from error
+
+    def _free_hands(self) -> None:
+        """Adapt a fresh plan to an object already in the agent's hands (see above)."""
         world = self.env.unwrapped
-        front = world.grid.get(*world.front_pos)
-        return front is not None and front.type == "door" and front.is_open
+        carried = world.carrying
+        stack = self._bot.stack
+        if carried is None or not stack:
+            return
+        top = self._tags[stack[-1]]
+        if (top.family == "pickup" and top.purpose == "putnext" and len(stack) >= 2
+                and isinstance(stack[-2], PickupSubgoal)
+                and _matches(stack[-1].datum, carried)):
+            del stack[-2:]  # already holding what must be moved: carry it to its place
+            return
+        if not any(isinstance(subgoal, PickupSubgoal) for subgoal in stack):
+            return
+        done_pickup = any(isinstance(instr, PickupInstr) and _matches(instr.desc, carried)
+                          for instr in self._bot.finished)
+        intention = (Intention("drop_after_pickup", carried.color, carried.type) if done_pickup
+                     else Intention("drop_temporary", carried.color, carried.type, "remove_blocker"))
+        for subgoal in (DropSubgoal(self._bot), GoNextToSubgoal(self._bot, self._bot._find_drop_pos())):
+            stack.append(subgoal)
+            self._adopt(subgoal, intention)
 
     # ---------------------------------------------------------------- tagging
 

@@ -32,7 +32,7 @@ from statistics import mean, stdev
 import torch
 
 from babyai.agent.checkpoint import load_agent
-from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.agent.rollout import ORACLE_VERSION, RolloutOptions, run_episodes
 from babyai.common import storage
 from babyai.common.cli import choice_list, non_negative_int, positive_int
 from babyai.common.errors import UserError
@@ -258,12 +258,13 @@ def _final(run: StudyRun, curve: list[dict], root: Path, config: StudyConfig) ->
 def oracle_success(run: StudyRun, root: Path, config: StudyConfig) -> float:
     """Success of the run's final weights with the bot's thoughts on the evaluation levels.
 
-    Cached in the run directory, keyed by the checkpoint's size and modification time and
-    the evaluation settings, so a rerun is free.
+    Cached in the run directory, keyed by the checkpoint's size and modification time, the
+    evaluation settings and the oracle's version, so a rerun is free.
     """
     path = storage.checkpoint_path(run.name, root, which="last")
     cache = storage.model_dir(run.name, root) / "oracle.json"
-    key = [path.stat().st_size, path.stat().st_mtime_ns, config.eval_episodes, config.eval_argmax]
+    key = [path.stat().st_size, path.stat().st_mtime_ns, config.eval_episodes, config.eval_argmax,
+           ORACLE_VERSION]
     if cache.is_file():
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:

@@ -89,11 +89,11 @@ class SeededEpisodes:
         if self.with_bot:
             thought = ""
             if self.bot is not None:
-                # The bot is told the action only when it was not its own suggestion
-                # (minigrid's bot plans to undo an action it is told about).
+                # Where the agent did not follow the bot, the bot plans afresh from here
+                # instead of planning to undo the agent's action.
                 told = taken if taken != self.suggested else None
                 try:
-                    suggestion = self.bot.act(told)
+                    suggestion = self.bot.act(told, replan=True)
                     self.suggested, thought = suggestion.action, suggestion.thought
                 except BotFailure as error:
                     logger.debug("seed %d: bot gave up at step %d: %s", self.seed, self.length, error)
