@@ -270,3 +270,27 @@ def test_thought_agreement_counts_exact_matches_per_family():
     assert (agreement.matched, agreement.steps) == (3, 4)
     assert agreement.by_family == {"open": (1, 2), "explore": (2, 2)}
     assert agreement.as_dict()["by_family"]["open"]["exact_match"] == 0.5
+
+
+def test_thought_following_counts_pickups_of_the_named_object():
+    from babyai.agent.records import ObjectRef, StepEvent, thought_following
+
+    key, ball = ObjectRef("key", "purple"), ObjectRef("ball", "red")
+
+    def pickup(obj):
+        return StepEvent(3, obj, None, obj)
+
+    record = EpisodeRecord(
+        seed=0, mission="m", env_name=LEVEL,
+        thoughts=["pickup purple key to complete pickup mission",   # named, taken
+                  "pickup purple key to complete pickup mission",   # named, another taken
+                  "pickup key to unlock the door",                  # any key will do
+                  "remove blocking object red ball",                # named, taken
+                  "go to red ball to complete goto mission",        # not a pick-up thought
+                  "pickup purple key to complete pickup mission"],  # no pickup happened
+        events=[pickup(key), pickup(ball), pickup(key), pickup(ball), pickup(ball),
+                StepEvent(2, None, None, None)])
+    following = thought_following([record])
+    assert (following.named, following.other, following.unprompted) == (3, 1, 1)
+    assert following.value == 0.75
+    assert thought_following([]).as_dict()["named_object_rate"] is None

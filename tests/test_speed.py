@@ -160,3 +160,17 @@ def test_a_run_resumes_with_the_layout_it_started_with(tmp_path):
     with pytest.raises(UserError, match="layout"):  # a lanes run, resumed per-episode
         Trainer(TrainConfig(**dict(common, model="new", conv_precision="fp32"),
                             layout="episodes", epochs=1))
+
+
+def test_bench_train_measures_a_tiny_setting_and_refuses_a_missing_gpu():
+    import torch
+
+    from babyai.commands import bench_train
+    from babyai.common.errors import UserError
+
+    result = bench_train.measure("p", dict(bench_train.NEW, tc=True, tf=True), batches=1,
+                                 threads=1, batch_size=4)
+    assert result["fps"] > 0 and result["frames"] > 0 and result["peak_gpu_mb"] == 0.0
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA device"):
+            bench_train.main(["--device", "cuda", "--settings", "p"])

@@ -111,3 +111,14 @@ def test_bot_names_the_key_it_really_picks_up():
         if terminated or truncated:
             break
     assert mismatches == 0
+
+
+def test_picked_object_names_what_a_pickup_thought_asks_for():
+    from babyai.env.thoughts import picked_object
+
+    assert picked_object("pickup purple key to complete pickup mission") == ("purple", "key")
+    assert picked_object("remove blocking object grey box") == ("grey", "box")
+    assert picked_object("pickup key to unlock the door") == (None, "key")
+    assert picked_object("pickup object to pick up previous carrying") == (None, None)
+    assert picked_object("go to red ball to complete goto mission") is None
+    assert picked_object("drop red ball after complete pickup mission") is None

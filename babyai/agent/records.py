@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from minigrid.core.actions import Actions
 
-from babyai.env.thoughts import thought_family
+from babyai.env.thoughts import picked_object, thought_family
 
 
 Intervention = Callable[[str], Any]
@@ -157,3 +157,50 @@ def thought_agreement(records: Iterable[EpisodeRecord]) -> ThoughtAgreement:
             done, seen = families.get(family, (0, 0))
             families[family] = (done + same, seen + 1)
     return ThoughtAgreement(matched, steps, families)
+
+
+@dataclass
+class ThoughtFollowing:
+    """Does the lower level do what the thought in use says? Measured on pickups.
+
+    Of the objects the agent picked up while its thought in use named one to pick up
+    ("pickup purple key ...", "remove blocking object grey box"), how many were the named
+    object (colour and type, where the thought gives them). Under oracle thoughts this
+    separates the two halves of the agent: a correct thought the lower level does not
+    carry out is a failure of acting, not of thinking.
+    """
+
+    named: int
+    """Pickups of the object the thought named."""
+    other: int
+    """Pickups of another object while the thought named one."""
+    unprompted: int
+    """Pickups while the thought in use was not a pick-up thought."""
+
+    @property
+    def value(self) -> float:
+        asked = self.named + self.other
+        return self.named / asked if asked else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        rate = self.value if self.named + self.other else None  # JSON has no NaN
+        return {"named_object_rate": rate, "named": self.named, "other": self.other,
+                "unprompted": self.unprompted}
+
+
+def thought_following(records: Iterable[EpisodeRecord]) -> ThoughtFollowing:
+    """Count, over every executed pickup, whether it took the object the thought named."""
+    named = other = unprompted = 0
+    for record in records:
+        for thought, event in zip(record.thoughts, record.events):
+            picked = event.picked_up
+            if picked is None:
+                continue
+            wanted = picked_object(thought)
+            if wanted is None:
+                unprompted += 1
+            elif wanted[0] in (None, picked.color) and wanted[1] in (None, picked.type):
+                named += 1
+            else:
+                other += 1
+    return ThoughtFollowing(named, other, unprompted)

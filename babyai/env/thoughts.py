@@ -152,6 +152,22 @@ def thought_family(sentence: str) -> str:
     return UNKNOWN_FAMILY
 
 
+_PICKED_NOUN = re.compile(rf"(?:pickup|remove blocking object) (?:({_C}) )?({_O})\b")
+
+
+def picked_object(sentence: str) -> tuple[str | None, str | None] | None:
+    """(colour, type) of the object a pick-up thought names (None where the thought leaves
+    it open: "a key", "object"); None for a thought of another family."""
+    text = " ".join(sentence.lower().split())
+    if thought_family(text) not in _PICKED_FAMILIES:
+        return None
+    match = _PICKED_NOUN.match(text)
+    if match is None:
+        return None
+    color, obj = match.groups()
+    return color, (None if obj == "object" else obj)
+
+
 def random_intention(rng: np.random.Generator) -> Intention:
     """A random, fully specified intention (colour, object and purpose all drawn)."""
     family = FAMILIES[rng.integers(len(FAMILIES))]

@@ -21,7 +21,7 @@ import torch
 from babyai.agent.checkpoint import load_agent, load_checkpoint
 from babyai.evaluation.checks import warn_unreadable_missions
 from babyai.agent.model import Agent, build_agent
-from babyai.agent.records import EpisodeRecord, thought_agreement
+from babyai.agent.records import EpisodeRecord, thought_agreement, thought_following
 from babyai.agent.rollout import THOUGHT_ABLATIONS, RolloutOptions, run_episodes
 from babyai.common.cli import choice_list, non_negative_int, positive_int
 from babyai.common.errors import UserError
@@ -117,20 +117,25 @@ def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord]
         agreement = thought_agreement(played)
         if ablation == "none" and agreement.steps:
             entry["thought_agreement"] = agreement.as_dict()
+        entry["thought_following"] = thought_following(played).as_dict()
     return entry
 
 
 def format_conditions(summary: dict[str, dict]) -> str:
-    """One line per model and condition: success, interval, declaration, thought agreement."""
+    """One line per model and condition: success, interval, declaration, thought agreement
+    and thought following (pickups of the object the thought named)."""
     lines = [f"{'model (condition)':<40} {'success':>8} {'95% interval':>16} "
-             f"{'declared':>9} {'agrees':>7}"]
+             f"{'declared':>9} {'agrees':>7} {'follows':>8}"]
+
+    def cell(value: float | None, width: int) -> str:
+        return f"{'-' if value is None or value != value else f'{value:.3f}':>{width}}"
+
     for label, entry in summary.items():
-        declared = entry.get("declaration", {}).get("declaration_score")
-        agrees = entry.get("thought_agreement", {}).get("exact_match")
         lines.append(f"{label:<40} {entry['success_rate']:>8.3f} "
                      f"[{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] "
-                     f"{'-' if declared is None else f'{declared:.3f}':>9} "
-                     f"{'-' if agrees is None else f'{agrees:.3f}':>7}")
+                     f"{cell(entry.get('declaration', {}).get('declaration_score'), 9)} "
+                     f"{cell(entry.get('thought_agreement', {}).get('exact_match'), 7)} "
+                     f"{cell(entry.get('thought_following', {}).get('named_object_rate'), 8)}")
     return "\n".join(lines)
 
 
