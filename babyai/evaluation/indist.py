@@ -124,14 +124,15 @@ def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord]
 def format_conditions(summary: dict[str, dict]) -> str:
     """One line per model and condition: success, interval, declaration, thought agreement
     and thought following (pickups of the object the thought named)."""
-    lines = [f"{'model (condition)':<40} {'success':>8} {'95% interval':>16} "
+    width = max([len("model (condition)"), *map(len, summary)])
+    lines = [f"{'model (condition)':<{width}} {'success':>8} {'95% interval':>16} "
              f"{'declared':>9} {'agrees':>7} {'follows':>8}"]
 
     def cell(value: float | None, width: int) -> str:
         return f"{'-' if value is None or value != value else f'{value:.3f}':>{width}}"
 
     for label, entry in summary.items():
-        lines.append(f"{label:<40} {entry['success_rate']:>8.3f} "
+        lines.append(f"{label:<{width}} {entry['success_rate']:>8.3f} "
                      f"[{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] "
                      f"{cell(entry.get('declaration', {}).get('declaration_score'), 9)} "
                      f"{cell(entry.get('thought_agreement', {}).get('exact_match'), 7)} "
