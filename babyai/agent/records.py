@@ -178,13 +178,13 @@ class ThoughtFollowing:
     """Pickups while the thought in use was not a pick-up thought."""
 
     @property
-    def value(self) -> float:
+    def value(self) -> float | None:
+        """None when no pickup happened under a thought naming an object."""
         asked = self.named + self.other
-        return self.named / asked if asked else float("nan")
+        return self.named / asked if asked else None
 
     def as_dict(self) -> dict[str, Any]:
-        rate = self.value if self.named + self.other else None  # JSON has no NaN
-        return {"named_object_rate": rate, "named": self.named, "other": self.other,
+        return {"named_object_rate": self.value, "named": self.named, "other": self.other,
                 "unprompted": self.unprompted}
 
 

@@ -100,14 +100,17 @@ def bot_episodes(count: int, seed: int, env_name: str) -> list[Episode]:
     return episodes
 
 
+def setting_sizes(setting: str, batch_size: int | None = None) -> dict:
+    """The model and batch sizes of a setting, with `--batch-size` applied."""
+    return dict(SETTINGS[setting], **({"batch_size": batch_size} if batch_size else {}))
+
+
 def measure(setting: str, variant: dict, batches: int, threads: int, device: str = "cpu",
             batch_size: int | None = None) -> dict:
     """One variant in this process: frames/s over `batches` timed batches, and the peak RSS
     (and, on a GPU, its peak memory)."""
     torch.set_num_threads(threads)
-    sizes, env = dict(SETTINGS[setting]), LEVELS[setting]
-    if batch_size:
-        sizes["batch_size"] = batch_size
+    sizes, env = setting_sizes(setting, batch_size), LEVELS[setting]
     cuda = device == "cuda"
 
     def now() -> float:
@@ -223,8 +226,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         gpu = {label: max(r["peak_gpu_mb"] for r in rs) for label, rs in runs.items()}
         report[setting] = {"fps": fps, "peak_rss_mb": rss, "peak_gpu_mb": gpu,
                            "runs": {k: [round(r["fps"], 1) for r in v] for k, v in runs.items()}}
-        sizes = dict(SETTINGS[setting], **({"batch_size": args.batch_size} if args.batch_size else {}))
-        dims = " ".join(f"{k.split('_')[0]} {v}" for k, v in sizes.items())
+        dims = " ".join(f"{k.split('_')[0]} {v}"
+                        for k, v in setting_sizes(setting, args.batch_size).items())
         print(f"({setting}) {dims}", flush=True)
         for label in runs:
             line = f"    {label:<38} {fps[label]:7.0f} frames/s  peak RSS {rss[label] / 1024:.2f} GB"

@@ -70,6 +70,10 @@ def _color_of(obj: WorldObj | None) -> str | None:
     return obj.color if obj is not None else None
 
 
+def _gave_up(error: Exception) -> BotFailure:
+    return BotFailure(f"the bot cannot continue: {type(error).__name__}: {error}")
+
+
 def _action_instrs(instr) -> list[ActionInstr]:
     """The single-action instructions inside a (possibly composite) mission instruction."""
     if isinstance(instr, SeqInstr):
@@ -190,16 +194,16 @@ class ThinkingBot:
             action = self._bot.replan(action_taken)
         except AssertionError as error:
             if not replan:
-                raise BotFailure(f"the bot cannot continue: AssertionError: {error}") from error
+                raise _gave_up(error) from error
             # A one-step subgoal met a state it does not expect (e.g. a drop facing an
             # object the agent moved): a fresh plan from here usually can.
             self.replan_from_here()
             try:
                 action = self._bot.replan(None)
             except (AssertionError, DisappearedBoxError) as again:
-                raise BotFailure(f"the bot cannot continue: {type(again).__name__}: {again}") from again
+                raise _gave_up(again) from again
         except DisappearedBoxError as error:
-            raise BotFailure(f"the bot cannot continue: {type(error).__name__}: {error}") from error
+            raise _gave_up(error) from error
         stack = self._bot.stack
         self._tags = {subgoal: self._tags[subgoal] for subgoal in stack}
         if stack:

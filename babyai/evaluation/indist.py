@@ -129,7 +129,7 @@ def format_conditions(summary: dict[str, dict]) -> str:
              f"{'declared':>9} {'agrees':>7} {'follows':>8}"]
 
     def cell(value: float | None, width: int) -> str:
-        return f"{'-' if value is None or value != value else f'{value:.3f}':>{width}}"
+        return f"{'-' if value is None else f'{value:.3f}':>{width}}"
 
     for label, entry in summary.items():
         lines.append(f"{label:<{width}} {entry['success_rate']:>8.3f} "
