@@ -244,3 +244,40 @@ def test_replanning_carries_a_held_putnext_object_to_its_place():
                 return
             env.step(step.action)
     pytest.fail("no seed reached a pickup")
+
+
+def test_a_bot_that_plans_without_acting_gives_up(monkeypatch):
+    """minigrid's bot plans in a loop until a subgoal yields an action; a budget per step
+    turns a plan that never yields one into a clear BotFailure instead of a hang."""
+    import babyai.env.bot as bot_module
+    env = make_env("BabyAI-GoToLocal-v0")
+    env.reset(seed=3)
+    bot = ThinkingBot(env)
+    assert bot.act().thought  # within the budget: plans as usual
+    monkeypatch.setattr(bot_module, "MAX_PLANNING_CALLS", 0)
+    for taken in (None, 0):  # as for demos, and replanning after a deviation
+        with pytest.raises(BotFailure, match="planning calls"):
+            bot.act(taken, replan=taken is not None)
+
+
+STUCK_SEED = 500_000_000_004
+STUCK_ACTIONS = ("00221225223112240023112002201311220022012052222202523112112240212202022022030014"
+                 "02212320204310402212202203212402020102212222132212212202220041220202321221200202"
+                 "22002224122021222321004022223202120220241231212221412202321221212202124112230022"
+                 "114013104113111013021121")
+"""A learned agent's first 264 actions on a MiniBossLevel level (put the green box next to
+the green door after you go to the red key): it ends up holding a key, facing a ball that
+stands between it and the only free cell where minigrid's bot wants to put the key down,
+and the bot's subgoals then push "move the ball, drop the key there" forever."""
+
+
+def test_a_bot_advising_a_stuck_agent_gives_up_instead_of_hanging():
+    env = make_env("BabyAI-MiniBossLevel-v0")
+    env.reset(seed=STUCK_SEED)
+    bot = ThinkingBot(env)
+    suggestion = taken = None
+    with pytest.raises(BotFailure, match="planning calls"):
+        for action in map(int, STUCK_ACTIONS):
+            suggestion = bot.act(taken if taken != suggestion else None, replan=True).action
+            env.step(action)
+            taken = action

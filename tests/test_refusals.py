@@ -155,6 +155,8 @@ CASES = {
         "train", "--demos", "synth", *TRAIN, "--episodes", "1000"],
     "--stop-tf beyond --epochs": lambda root: [
         "train", "--demos", "synth", *TRAIN, "--stop-tf", "5"],
+    "--tf-floor above 1": lambda root: [
+        "train", "--demos", "synth", *TRAIN, "--tf-floor", "1.5"],
     # silent wrong results
     "rule with unknown colour": lambda root: _rules(root, {"color": "pink"}),
     "rule with unknown object type": lambda root: _rules(root, {"type": "dragon"}),

@@ -38,3 +38,9 @@ def test_late_halving_after_40_epochs_past_stop_tf_or_from_120():
     assert learning_rate(119, 5e-4) == 5e-4 and learning_rate(120, 5e-4) == 2.5e-4
     assert learning_rate(120, 5e-4, stop_tf=100) == 2.5e-4
     assert learning_rate(200, 5e-4, halve_at=None, halve_after_tf=None) == 5e-4
+
+
+def test_a_floor_keeps_teacher_forcing_on_late_batches():
+    probs = [teacher_forcing_prob(e, epochs=6, stop_tf=2, floor=0.5) for e in range(6)]
+    assert probs == [1.0, 1.0, 1.0, pytest.approx(2 / 3), 0.5, 0.5]
+    assert teacher_forcing_prob(5, epochs=6, stop_tf=2) == 0.0  # no floor: the paper's 0

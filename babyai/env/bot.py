@@ -55,6 +55,17 @@ class BotFailure(Exception):
     """minigrid's bot hit a situation it cannot handle (it raised); the episode is lost."""
 
 
+MAX_PLANNING_CALLS = 1000
+"""Subgoal planning calls allowed for one step. minigrid's bot plans in a loop until a
+subgoal yields an action; from a state an agent reached (an object it saw but can no longer
+reach, nothing left to explore) its subgoals can hand the turn to each other forever."""
+
+
+class _RunawayPlan(AssertionError):
+    """The bot planned MAX_PLANNING_CALLS times for one step without choosing an action
+    (an AssertionError, so it is handled like minigrid's own failed expectations)."""
+
+
 class BotStep(NamedTuple):
     """The bot's suggestion for the current state."""
 
@@ -158,6 +169,7 @@ class ThinkingBot:
         self._tags: dict[Subgoal, Intention] = {}
         self._last_thought: str | None = None
         self.fallbacks: Counter = Counter()
+        self._planning_calls = 0
         self._bot = _ObservedBot(env, self)
 
     # ----------------------------------------------------------------- public
@@ -187,6 +199,7 @@ class ThinkingBot:
         Raises:
             BotFailure: minigrid's bot cannot continue from this state.
         """
+        self._planning_calls = 0
         if replan and action_taken is not None:
             self.replan_from_here()
             action_taken = None
@@ -198,6 +211,7 @@ class ThinkingBot:
             # A one-step subgoal met a state it does not expect (e.g. a drop facing an
             # object the agent moved): a fresh plan from here usually can.
             self.replan_from_here()
+            self._planning_calls = 0
             try:
                 action = self._bot.replan(None)
             except (AssertionError, DisappearedBoxError) as again:
@@ -279,6 +293,11 @@ class ThinkingBot:
     def _observed(self, subgoal: Subgoal, method: Callable, name: str) -> Callable:
         @functools.wraps(method)
         def call(*args):
+            self._planning_calls += 1
+            if self._planning_calls > MAX_PLANNING_CALLS:
+                top = [type(entry).__name__ for entry in self._bot.stack[-3:]]
+                raise _RunawayPlan(f"no action after {MAX_PLANNING_CALLS} planning calls "
+                                   f"(top of the plan: {top})")
             self._bot.last_found = None
             result = method(*args)
             new = [entry for entry in self._bot.stack if entry not in self._tags]

@@ -100,6 +100,8 @@ class StudyConfig:
     tf_fraction: float = 1 / 3
     """TC's teacher forcing is 1 for this fraction of the epochs, then falls linearly to 0
     at the last epoch (the paper: 10 of 160 epochs; 1 keeps it always on)."""
+    tf_floor: float = 0.0
+    """TC's teacher forcing never falls below this probability (the trainer's --tf-floor)."""
     oracle: bool = True
     """After training, also play each TC run's final weights with the bot's thoughts."""
     workers: int = field(default=2, metadata={"type": positive_int})
@@ -112,6 +114,8 @@ class StudyConfig:
             raise UserError(f"--eval-every ({self.eval_every}) exceeds --frames ({self.frames})")
         if not 0 <= self.tf_fraction <= 1:
             raise UserError(f"--tf-fraction must be in [0, 1], got {self.tf_fraction}")
+        if not 0 <= self.tf_floor <= 1:
+            raise UserError(f"--tf-floor must be in [0, 1], got {self.tf_floor}")
 
     @property
     def epochs(self) -> int:
@@ -165,7 +169,7 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
             args += ["--sg-coef", str(sg_coef),
                      "--thought-loss-reduction", config.thought_loss_reduction]
             if config.tf_fraction < 1:
-                args += ["--stop-tf", str(stop_tf)]
+                args += ["--stop-tf", str(stop_tf), "--tf-floor", str(config.tf_floor)]
             runs.append(StudyRun(agent, seed, name, "babyai.commands.train_tc", args))
     return runs
 

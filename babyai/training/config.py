@@ -76,6 +76,9 @@ class TrainConfig:
     stop_tf: int | None = None
     """Teacher forcing is 1 before this epoch, then falls linearly to 0 at the last epoch
     (None = always teacher-forced)."""
+    tf_floor: float = 0.0
+    """Teacher forcing never falls below this probability (0 = the paper's schedule, down to
+    0 at the last epoch; 1 = always teacher-forced)."""
     seed: int = 1
     """Seed of initialization, sampling, dropout and teacher-forcing draws."""
     val_seed: int = TRAINER_VALIDATION_START
@@ -132,6 +135,8 @@ class TrainConfig:
         if self.conv_precision not in CONV_PRECISIONS:
             raise UserError(f"unknown --conv-precision {self.conv_precision!r}; available: "
                             f"{', '.join(CONV_PRECISIONS)}")
+        if not 0 <= self.tf_floor <= 1:
+            raise UserError(f"--tf-floor must be in [0, 1], got {self.tf_floor}")
         if self.stop_tf is not None and self.stop_tf >= self.epochs:
             raise UserError(f"--stop-tf {self.stop_tf} is not below --epochs {self.epochs}: "
                             "teacher forcing would never decrease (use a smaller --stop-tf, "

@@ -4,7 +4,10 @@ Epochs are counted from 0. What is implemented, exactly:
 
 * Teacher-forcing probability r(e): 1 while e < stop_tf; from e = stop_tf it falls linearly
   to 0 at the last epoch (e = epochs − 1): r(e) = (epochs − 1 − e) / (epochs − 1 − stop_tf).
-  `stop_tf=None` keeps r = 1 throughout. Each batch draws "teacher-forced or not" with
+  `stop_tf=None` keeps r = 1 throughout. A `floor` f > 0 keeps r >= f: the lower level
+  then goes on reading the demonstrator's thoughts in a share f of the late batches (at
+  small data the upper level's own thoughts are mostly wrong, and a lower level trained
+  only on them learns to ignore what thoughts say). Each batch draws "teacher-forced or not" with
   probability r (one draw per batch, shared by all ranks).
 * Warm start: with `warm_start`, epoch e < 5 uses lr·(e + 1)/5.
 * Late halving (the original's): from epoch stop_tf + 40 on (when stop_tf is set), or from
@@ -21,13 +24,13 @@ HALVE_AFTER_STOP_TF = 40
 HALVE_AT_EPOCH = 120
 
 
-def teacher_forcing_prob(epoch: int, epochs: int, stop_tf: int | None) -> float:
-    """Probability that a batch of epoch `epoch` is teacher-forced."""
+def teacher_forcing_prob(epoch: int, epochs: int, stop_tf: int | None, floor: float = 0.0) -> float:
+    """Probability that a batch of epoch `epoch` is teacher-forced (never below `floor`)."""
     if stop_tf is None or epoch < stop_tf:
         return 1.0
     if epoch >= epochs - 1:
-        return 0.0
-    return (epochs - 1 - epoch) / (epochs - 1 - stop_tf)
+        return floor
+    return max(floor, (epochs - 1 - epoch) / (epochs - 1 - stop_tf))
 
 
 def learning_rate(epoch: int, lr: float, *, warm_start: bool = False, stop_tf: int | None = None,

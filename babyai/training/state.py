@@ -23,7 +23,7 @@ from babyai.training.config import TrainConfig
 RESUMABLE_CHANGES = ("device", "tb", "log_interval", "save_interval", "storage", "threads")
 """TrainConfig fields that may change between a run and its resumption without changing
 its result."""
-IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32"}
+IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32", "tf_floor": 0.0}
 """TrainConfig fields added later, with what a run saved before they existed did."""
 
 
