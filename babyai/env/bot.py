@@ -211,7 +211,6 @@ class ThinkingBot:
             # A one-step subgoal met a state it does not expect (e.g. a drop facing an
             # object the agent moved): a fresh plan from here usually can.
             self.replan_from_here()
-            self._planning_calls = 0
             try:
                 action = self._bot.replan(None)
             except (AssertionError, DisappearedBoxError) as again:
@@ -241,6 +240,7 @@ class ThinkingBot:
         """
         seen = self._bot.vis_mask.copy()
         self._tags = {}
+        self._planning_calls = 0  # a fresh plan gets a fresh budget
         try:
             self._bot = _ObservedBot(self.env, self, unfinished_only=True)
             self._bot.vis_mask = seen

@@ -112,10 +112,10 @@ class StudyConfig:
     def check(self) -> None:
         if self.eval_every > self.frames:
             raise UserError(f"--eval-every ({self.eval_every}) exceeds --frames ({self.frames})")
-        if not 0 <= self.tf_fraction <= 1:
-            raise UserError(f"--tf-fraction must be in [0, 1], got {self.tf_fraction}")
-        if not 0 <= self.tf_floor <= 1:
-            raise UserError(f"--tf-floor must be in [0, 1], got {self.tf_floor}")
+        for name in ("tf_fraction", "tf_floor"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"--{name.replace('_', '-')} must be in [0, 1], "
+                                f"got {getattr(self, name)}")
 
     @property
     def epochs(self) -> int:

@@ -7,8 +7,8 @@ Epochs are counted from 0. What is implemented, exactly:
   `stop_tf=None` keeps r = 1 throughout. A `floor` f > 0 keeps r >= f: the lower level
   then goes on reading the demonstrator's thoughts in a share f of the late batches (at
   small data the upper level's own thoughts are mostly wrong, and a lower level trained
-  only on them learns to ignore what thoughts say). Each batch draws "teacher-forced or not" with
-  probability r (one draw per batch, shared by all ranks).
+  only on them learns to ignore what thoughts say). Each batch draws "teacher-forced or
+  not" with probability r (one draw per batch, shared by all ranks).
 * Warm start: with `warm_start`, epoch e < 5 uses lr·(e + 1)/5.
 * Late halving (the original's): from epoch stop_tf + 40 on (when stop_tf is set), or from
   epoch 120 on, whichever comes first, the learning rate is halved — once, not repeatedly.
