@@ -17,8 +17,11 @@ from babyai.commands import make_testing_levels, train_tc
 from babyai.demos.files import read_demo_file
 from synthetic_demos import write_demos
 
-DEMOS = ["--env", "GoToLocal", "--episodes", "150", "--valid-episodes", "5", "--no-progress",
-         "--save-interval", "50"]
+EPISODES = 2000
+"""Enough that the first writer holds its lock for seconds (150 took under a second, about
+the time the second writer needs to start, so it sometimes found the lock already free)."""
+DEMOS = ["--env", "GoToLocal", "--episodes", str(EPISODES), "--valid-episodes", "5",
+         "--no-progress", "--save-interval", "500"]
 
 
 def _start(module: str, argv: list[str]) -> subprocess.Popen:
@@ -65,7 +68,7 @@ def test_second_generation_on_one_name_stops_and_the_first_finishes_intact(tmp_p
     for name in ("shared.pkl", "shared_valid.pkl"):
         assert (tmp_path / "demos" / name).read_bytes() == \
             (tmp_path / "demos" / name.replace("shared", "alone")).read_bytes()
-    assert len(read_demo_file(target).episodes) == 150
+    assert len(read_demo_file(target).episodes) == EPISODES
 
 
 @pytest.mark.slow
