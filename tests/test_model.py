@@ -92,6 +92,28 @@ def test_batched_decoding_matches_single():
             torch.testing.assert_close(alone.action_logits[0], together.action_logits[i], rtol=1e-4, atol=1e-5)
 
 
+def test_own_history_reads_generated_thoughts_while_the_lower_level_is_forced():
+    agent = small_agent()
+    images, missions, thoughts = batch()
+    encoded, memory = agent.encode_missions(missions), agent.initial_memory(3)
+    with torch.no_grad():
+        forced = agent(images, encoded, memory, thoughts, True)
+        free = agent(images, encoded, memory, None, False)
+        own = agent(images, encoded, memory, thoughts, True, history_thought="own")
+        mixed = agent(images, encoded, memory, thoughts, torch.tensor([True, False, True]),
+                      history_thought="own")
+    # the lower level still reads the demonstrator's thought ...
+    torch.testing.assert_close(own.action_logits, forced.action_logits)
+    torch.testing.assert_close(mixed.action_logits[[0, 2]], forced.action_logits[[0, 2]])
+    torch.testing.assert_close(mixed.action_logits[1], free.action_logits[1])
+    # ... while the history reads what the agent itself thought, as at test time
+    torch.testing.assert_close(own.memory.history_h, free.memory.history_h)
+    torch.testing.assert_close(mixed.memory.history_h, free.memory.history_h)
+    assert not torch.allclose(forced.memory.history_h, free.memory.history_h)
+    with pytest.raises(ValueError, match="history_thought"):
+        agent(images, encoded, memory, thoughts, True, history_thought="demo")
+
+
 def test_memory_mask_resets_only_selected_rows():
     memory = Memory(*(torch.ones(3, 4) for _ in Memory._fields))
     masked = memory.mask(torch.tensor([1.0, 0.0, 1.0]))

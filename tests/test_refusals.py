@@ -157,6 +157,10 @@ CASES = {
         "train", "--demos", "synth", *TRAIN, "--stop-tf", "5"],
     "--tf-floor above 1": lambda root: [
         "train", "--demos", "synth", *TRAIN, "--tf-floor", "1.5"],
+    "--tf-floor without --stop-tf": lambda root: [
+        "train", "--demos", "synth", *TRAIN, "--tf-floor", "0.5"],
+    "unknown --history-thoughts": lambda root: [
+        "train", "--demos", "synth", *TRAIN, "--history-thoughts", "demo"],
     # silent wrong results
     "rule with unknown colour": lambda root: _rules(root, {"color": "pink"}),
     "rule with unknown object type": lambda root: _rules(root, {"type": "dragon"}),

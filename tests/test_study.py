@@ -40,7 +40,8 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
 
 def test_plan_runs_share_demos_levels_and_frames(tmp_path):
     config = StudyConfig(agents=("tc", "bc", "tc_nothought"), seeds=2, frames=400_000,
-                         eval_every=50_000, tf_fraction=0.25, tf_floor=0.5)
+                         eval_every=50_000, tf_fraction=0.25, tf_floor=0.5,
+                         history_thoughts="own")
     runs = plan_runs(config, mean_length=80.0, root=tmp_path)
     assert [(r.agent, r.seed) for r in runs] == [("tc", 1), ("tc", 2), ("bc", 1), ("bc", 2),
                                                  ("tc_nothought", 1), ("tc_nothought", 2)]
@@ -51,6 +52,7 @@ def test_plan_runs_share_demos_levels_and_frames(tmp_path):
     tc, nothought = runs[0].args, runs[4].args
     assert tc[tc.index("--sg-coef") + 1] == "2.0" and tc[tc.index("--stop-tf") + 1] == "2"
     assert tc[tc.index("--tf-floor") + 1] == "0.5"
+    assert tc[tc.index("--history-thoughts") + 1] == "own"
     assert nothought[nothought.index("--sg-coef") + 1] == "0.0"
     assert "--sg-coef" not in runs[2].args and runs[2].module.endswith("train_bc")
 
@@ -74,3 +76,5 @@ def test_bad_budget_is_a_clear_error(tmp_path):
         study.main(["--frames", "100", "--eval-every", "200", "--storage", str(tmp_path)])
     with pytest.raises(UserError, match="comma-separated"):
         study.main(["--agents", "tc,dqn", "--storage", str(tmp_path)])
+    with pytest.raises(UserError, match="no effect"):  # a floor under always-on forcing
+        study.main(["--tf-fraction", "1", "--tf-floor", "0.5", "--storage", str(tmp_path)])

@@ -33,6 +33,9 @@ from babyai.data.vocab import BOS, EOS, MAX_THOUGHT_TOKENS, PAD
 
 INSTR_ARCHS = ("attgru",)
 POLICY_THOUGHTS = ("in_use", "zeroed", "shuffled")
+HISTORY_THOUGHTS = ("in_use", "own")
+"""What the thought history reads: the thought in use (the lower level's, teacher-forced or
+not: the paper) or always the agent's own generated thought (as at test time)."""
 """What the lower level may read (see :meth:`Agent.forward`): the thought-reliance ablations."""
 
 
@@ -246,7 +249,7 @@ class Agent(nn.Module):
     def forward(self, images: Tensor, mission: TextEncoding, memory: Memory,
                 thought_target: Tensor | None = None, teacher_forcing: bool | Tensor = True,
                 with_thought_logits: bool = True, thought_encoding: TextEncoding | None = None,
-                policy_thought: str = "in_use") -> AgentOutput:
+                policy_thought: str = "in_use", history_thought: str = "in_use") -> AgentOutput:
         """One step for a batch of agents (see the module docstring).
 
         `teacher_forcing` may be one bool for the batch or a [B] bool tensor: rows where it
@@ -261,9 +264,14 @@ class Agent(nn.Module):
         `policy_thought` ablates what the lower level reads (the upper level and the thought
         history keep the thought in use): "in_use", "zeroed" (all-zero thought features)
         or "shuffled" (the thought of the next row of the batch, i.e. of another episode).
+        `history_thought="own"` makes the thought history read the agent's generated thought
+        even where the lower level is teacher-forced: teacher forcing then shapes only what
+        the lower level learns to read, and the upper level trains on its own history.
         """
         if policy_thought not in POLICY_THOUGHTS:
             raise ValueError(f"policy_thought must be one of {POLICY_THOUGHTS}, got {policy_thought!r}")
+        if history_thought not in HISTORY_THOUGHTS:
+            raise ValueError(f"history_thought must be one of {HISTORY_THOUGHTS}, got {history_thought!r}")
         visual = self.image_encoder(images)
         if not self.config.use_thoughts:
             logits, value, (lower_h, lower_c) = self.policy(visual, mission, None, memory)
@@ -290,7 +298,13 @@ class Agent(nn.Module):
         else:
             thought = self.encode_thoughts(thought_in_use)
 
-        history_input = self.history_attention(upper_h, thought.features, thought.mask)
+        history = thought
+        if history_thought == "own" and (all_forced or forced is not None):
+            if generated is None:
+                generated = self.thinker.generate((upper_h, upper_c))
+            own = torch.cat([torch.full_like(generated[:, :1], BOS), generated], dim=1)
+            history = self.encode_thoughts(own)
+        history_input = self.history_attention(upper_h, history.features, history.mask)
         history_h, history_c = self.history_cell(history_input, (memory.history_h, memory.history_c))
         if policy_thought == "zeroed":
             thought = TextEncoding(torch.zeros_like(thought.features), thought.mask)

@@ -32,6 +32,7 @@ from statistics import mean, stdev
 import torch
 
 from babyai.agent.checkpoint import load_agent
+from babyai.agent.model import HISTORY_THOUGHTS
 from babyai.agent.rollout import ORACLE_VERSION, RolloutOptions, run_episodes
 from babyai.common import storage
 from babyai.common.cli import choice_list, non_negative_int, positive_int
@@ -102,6 +103,8 @@ class StudyConfig:
     at the last epoch (the paper: 10 of 160 epochs; 1 keeps it always on)."""
     tf_floor: float = 0.0
     """TC's teacher forcing never falls below this probability (the trainer's --tf-floor)."""
+    history_thoughts: str = field(default="in_use", metadata={"choices": HISTORY_THOUGHTS})
+    """What TC's thought history reads in training (the trainer's --history-thoughts)."""
     oracle: bool = True
     """After training, also play each TC run's final weights with the bot's thoughts."""
     workers: int = field(default=2, metadata={"type": positive_int})
@@ -116,6 +119,9 @@ class StudyConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise UserError(f"--{name.replace('_', '-')} must be in [0, 1], "
                                 f"got {getattr(self, name)}")
+        if self.tf_floor > 0 and self.tf_fraction == 1:
+            raise UserError("--tf-floor has no effect with --tf-fraction 1 (teacher forcing "
+                            "is then always 1)")
 
     @property
     def epochs(self) -> int:
@@ -167,7 +173,8 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
                 continue
             sg_coef = 0.0 if agent == "tc_nothought" else config.sg_coef
             args += ["--sg-coef", str(sg_coef),
-                     "--thought-loss-reduction", config.thought_loss_reduction]
+                     "--thought-loss-reduction", config.thought_loss_reduction,
+                     "--history-thoughts", config.history_thoughts]
             if config.tf_fraction < 1:
                 args += ["--stop-tf", str(stop_tf), "--tf-floor", str(config.tf_floor)]
             runs.append(StudyRun(agent, seed, name, "babyai.commands.train_tc", args))

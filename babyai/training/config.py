@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babyai.agent.model import INSTR_ARCHS, ModelConfig
+from babyai.agent.model import HISTORY_THOUGHTS, INSTR_ARCHS, ModelConfig
 from babyai.common.errors import UserError
 from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.env.envs import check_level
@@ -79,6 +79,11 @@ class TrainConfig:
     tf_floor: float = 0.0
     """Teacher forcing never falls below this probability (0 = the paper's schedule, down to
     0 at the last epoch; 1 = always teacher-forced)."""
+    history_thoughts: str = field(default="in_use", metadata={"choices": HISTORY_THOUGHTS})
+    """What the upper level's thought history reads in training: `in_use` (the thought the
+    lower level reads, the demonstrator's where teacher-forced: the paper) or `own` (always
+    the agent's generated thought, as at test time; teacher forcing then only decides what
+    the lower level reads)."""
     seed: int = 1
     """Seed of initialization, sampling, dropout and teacher-forcing draws."""
     val_seed: int = TRAINER_VALIDATION_START
@@ -135,8 +140,14 @@ class TrainConfig:
         if self.conv_precision not in CONV_PRECISIONS:
             raise UserError(f"unknown --conv-precision {self.conv_precision!r}; available: "
                             f"{', '.join(CONV_PRECISIONS)}")
+        if self.history_thoughts not in HISTORY_THOUGHTS:
+            raise UserError(f"unknown --history-thoughts {self.history_thoughts!r}; available: "
+                            f"{', '.join(HISTORY_THOUGHTS)}")
         if not 0 <= self.tf_floor <= 1:
             raise UserError(f"--tf-floor must be in [0, 1], got {self.tf_floor}")
+        if self.tf_floor > 0 and self.stop_tf is None:
+            raise UserError("--tf-floor has no effect without --stop-tf (teacher forcing is "
+                            "then always 1)")
         if self.stop_tf is not None and self.stop_tf >= self.epochs:
             raise UserError(f"--stop-tf {self.stop_tf} is not below --epochs {self.epochs}: "
                             "teacher forcing would never decrease (use a smaller --stop-tf, "

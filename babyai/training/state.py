@@ -23,7 +23,8 @@ from babyai.training.config import TrainConfig
 RESUMABLE_CHANGES = ("device", "tb", "log_interval", "save_interval", "storage", "threads")
 """TrainConfig fields that may change between a run and its resumption without changing
 its result."""
-IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32", "tf_floor": 0.0}
+IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32", "tf_floor": 0.0,
+                        "history_thoughts": "in_use"}
 """TrainConfig fields added later, with what a run saved before they existed did."""
 
 

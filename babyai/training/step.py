@@ -69,7 +69,8 @@ class BatchStep:
             for window in batch.windows(config.recurrence, self.device):
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                     output, memory = run_window(self.agent, window, missions, memory,
-                                                teacher_forcing, with_thought_logits=False)
+                                                teacher_forcing, with_thought_logits=False,
+                                                history_thought=config.history_thoughts)
                 parts = imitation_loss(output.action_logits, output.actions,
                                        entropy_coef=config.entropy_coef,
                                        denominator=total_steps)

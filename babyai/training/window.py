@@ -29,12 +29,14 @@ class WindowOutput(NamedTuple):
 
 
 def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Memory,
-               teacher_forcing: bool, with_thought_logits: bool = True) -> tuple[WindowOutput, Memory]:
+               teacher_forcing: bool, with_thought_logits: bool = True,
+               history_thought: str = "in_use") -> tuple[WindowOutput, Memory]:
     """Run the agent once per step over one window, on the active rows only.
 
     Args:
         missions: [B, L] mission tokens of the batch (encoded here, inside the window's graph).
         memory: the memory carried in, one row per row active at the window's first step.
+        history_thought: what the thought history reads (see :meth:`Agent.forward`).
     Returns the window's outputs and the memory after its last step (rows still active).
     """
     rows = window.active[0]
@@ -65,7 +67,7 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
         encoding = table.index((t, slice(0, active))) if table is not None else None
         out = agent(window.images[t, :active], mission, memory, thought_target=target,
                     teacher_forcing=teacher_forcing, with_thought_logits=False,
-                    thought_encoding=encoding)
+                    thought_encoding=encoding, history_thought=history_thought)
         memory = out.memory
         logits.append(out.action_logits)
         actions.append(window.actions[t, :active])
