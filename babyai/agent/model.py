@@ -33,10 +33,10 @@ from babyai.data.vocab import BOS, EOS, MAX_THOUGHT_TOKENS, PAD
 
 INSTR_ARCHS = ("attgru",)
 POLICY_THOUGHTS = ("in_use", "zeroed", "shuffled")
+"""What the lower level may read (see :meth:`Agent.forward`): the thought-reliance ablations."""
 HISTORY_THOUGHTS = ("in_use", "own")
 """What the thought history reads: the thought in use (the lower level's, teacher-forced or
 not: the paper) or always the agent's own generated thought (as at test time)."""
-"""What the lower level may read (see :meth:`Agent.forward`): the thought-reliance ablations."""
 
 
 @dataclass(frozen=True)
@@ -282,27 +282,28 @@ class Agent(nn.Module):
         predicted = None
         if thought_target is not None and with_thought_logits:
             predicted = self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
-        generated = None
+        generated = own = None
         forced = teacher_forcing if isinstance(teacher_forcing, Tensor) else None
         all_forced = forced is None and bool(teacher_forcing) and thought_target is not None
+        own_history = history_thought == "own"
+        if not all_forced or own_history:
+            generated = self.thinker.generate((upper_h, upper_c))
+            own = torch.cat([torch.full_like(generated[:, :1], BOS), generated], dim=1)
         if all_forced:
             thought_in_use = thought_target
+        elif forced is not None and thought_target is not None:
+            thought_in_use = _select_rows(forced, thought_target, own)
         else:
-            generated = self.thinker.generate((upper_h, upper_c))
-            start = torch.full_like(generated[:, :1], BOS)
-            thought_in_use = torch.cat([start, generated], dim=1)
-            if forced is not None and thought_target is not None:
-                thought_in_use = _select_rows(forced, thought_target, thought_in_use)
+            thought_in_use = own
         if all_forced and thought_encoding is not None:
             thought = thought_encoding
         else:
             thought = self.encode_thoughts(thought_in_use)
 
+        # the history reads the thought in use, unless told to read the agent's own and
+        # some rows were teacher-forced (otherwise the thought in use is its own already)
         history = thought
-        if history_thought == "own" and (all_forced or forced is not None):
-            if generated is None:
-                generated = self.thinker.generate((upper_h, upper_c))
-            own = torch.cat([torch.full_like(generated[:, :1], BOS), generated], dim=1)
+        if own_history and thought_in_use is not own:
             history = self.encode_thoughts(own)
         history_input = self.history_attention(upper_h, history.features, history.mask)
         history_h, history_c = self.history_cell(history_input, (memory.history_h, memory.history_c))
