@@ -273,3 +273,27 @@ def test_two_ranks_on_cpu_split_each_epoch_and_stay_in_sync(demos, layout):
     assert float(ddp_rows[0]["train/loss"]) == pytest.approx(float(single_rows[0]["train/loss"]),
                                                            rel=0.05)
     assert load_checkpoint(demos / "models" / "ddp" / "last.pt").extra["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_a_finished_run_extended_to_more_epochs_equals_one_trained_that_long(demos):
+    common = dict(TINY, demos="synth", storage=str(demos), epoch_length=10, dropout=0.2)
+    straight = train(TrainConfig(model="straight", epochs=3, **common))
+    short = train(TrainConfig(model="extended", epochs=2, **common))
+    assert short.epochs_done == 2
+    extended = train(TrainConfig(model="extended", epochs=3, **common))
+    assert extended.epochs_done == 3 and extended.frames == straight.frames
+    a, b = _final_state(straight.run_dir), _final_state(extended.run_dir)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=0, rtol=0, msg=key)
+    assert [r["train/loss"] for r in _rows(extended.run_dir)] == \
+        [r["train/loss"] for r in _rows(straight.run_dir)]
+    with pytest.raises(UserError, match="epochs: 3 -> 2"):
+        train(TrainConfig(model="extended", epochs=2, **common))
+
+
+def test_a_run_with_a_falling_teacher_forcing_schedule_is_not_extended(demos):
+    common = dict(TINY, demos="synth", storage=str(demos), epoch_length=4, stop_tf=1)
+    train(TrainConfig(model="tf", epochs=2, **common))
+    with pytest.raises(UserError, match="cannot be extended from 2 to 3 epochs.*--stop-tf"):
+        train(TrainConfig(model="tf", epochs=3, **common))

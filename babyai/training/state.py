@@ -82,11 +82,32 @@ def check_same_run(resume: dict, config: TrainConfig, run_dir: Path, last_path: 
     before = {k: saved.get(k, IMPLIED_BEFORE_ADDED.get(k)) for k in current}
     different = {k: (before[k], v) for k, v in current.items()
                  if k not in RESUMABLE_CHANGES and before[k] != v}
+    if "epochs" in different and _extends(resume, before, config, run_dir):
+        del different["epochs"]
     if different:
         details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in different.items())
         raise UserError(f"{run_dir} holds a run with other settings ({details}); "
                         "rerun with the same flags to resume, or choose another --model")
     check_compatible(resume, config.model_config(len(resume["vocab"])), last_path)
+
+
+def _extends(resume: dict, before: dict[str, Any], config: TrainConfig, run_dir: Path) -> bool:
+    """Whether a larger --epochs may continue the run: "train longer" without starting over.
+
+    Exact only where nothing done so far depends on the total: every epoch's randomness
+    comes from (seed, epoch), the learning rate from the epoch alone, and teacher forcing is
+    constant without --stop-tf. A falling schedule is stretched by a new total, and a run
+    stopped by --patience ended on purpose: both are refused (a fewer --epochs is too).
+    """
+    if config.epochs < before["epochs"]:
+        return False
+    if before.get("stop_tf") is not None:
+        raise UserError(f"{run_dir} cannot be extended from {before['epochs']} to "
+                        f"{config.epochs} epochs: its teacher-forcing schedule (--stop-tf) "
+                        "depends on the total; train a new --model")
+    if resume["extra"]["state"].get("stopped_early"):
+        raise UserError(f"{run_dir} stopped early (--patience); it is not extended")
+    return True
 
 
 def check_validation_seeds(config: TrainConfig, train_seeds: list[int]) -> None:

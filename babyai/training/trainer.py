@@ -152,6 +152,8 @@ class Trainer:
         self.sampler.load_state_dict(extra["sampler"])
         self.start_epoch = int(extra["epoch"])
         self.state = TrainState(**extra["state"])
+        if self.state.finished and self.start_epoch < self.config.epochs:
+            self.state.finished = False  # extended: a larger --epochs (see check_same_run)
         if self.dist.is_main:
             log.info("resuming %s after epoch %d", self.run_dir, self.start_epoch)
             self.logger.truncate(self.start_epoch)
