@@ -267,9 +267,13 @@ def test_thought_agreement_counts_exact_matches_per_family():
                            thoughts=["explore unseen area", "open red door"],
                            bot_thoughts=["explore unseen area"])  # the bot gave up after step 0
     agreement = thought_agreement([first, second])
-    assert (agreement.matched, agreement.steps) == (3, 4)
-    assert agreement.by_family == {"open": (1, 2), "explore": (2, 2)}
-    assert agreement.as_dict()["by_family"]["open"]["exact_match"] == 0.5
+    assert (agreement.matched, agreement.intended, agreement.steps) == (3, 4, 4)
+    assert agreement.by_family == {"open": (1, 2, 2), "explore": (2, 2, 2)}
+    assert agreement.as_dict()["by_family"]["open"] == {
+        "exact_match": 0.5, "intention_match": 1.0, "steps": 2}
+    wrong_kind = EpisodeRecord(seed=2, mission="m", env_name=LEVEL,
+                               thoughts=["explore unseen area"], bot_thoughts=["open red door"])
+    assert thought_agreement([wrong_kind]).as_dict()["intention_match"] == 0.0
 
 
 def test_thought_following_counts_pickups_of_the_named_object():

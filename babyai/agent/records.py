@@ -125,38 +125,48 @@ class ThoughtAgreement:
     """How often the agent's thought equals the bot's thought for the same state.
 
     Counted over the steps where the bot had a thought (it is asked at every state the agent
-    visits, until it gives up); `by_family` splits the steps by the family of the bot's
-    thought, so a reader sees which intentions the upper level gets right.
+    visits, until it gives up). Two levels: `matched`, the same sentence; `intended`, the
+    same family ("open ... door", "pickup ...", "explore ..."), i.e. the right kind of step
+    whatever object it names. The gap between them is the thoughts that get the intention
+    right and the colour or object wrong. `by_family` splits the steps by the family of the
+    bot's thought, so a reader sees which intentions the upper level gets right.
     """
 
     matched: int
+    intended: int
     steps: int
-    by_family: dict[str, tuple[int, int]]
-    """family -> (matched, steps)"""
+    by_family: dict[str, tuple[int, int, int]]
+    """family -> (matched, intended, steps)"""
 
     @property
     def value(self) -> float:
         return self.matched / self.steps if self.steps else float("nan")
 
+    @property
+    def intention_value(self) -> float:
+        return self.intended / self.steps if self.steps else float("nan")
+
     def as_dict(self) -> dict[str, Any]:
-        return {"exact_match": self.value, "matched": self.matched, "steps": self.steps,
-                "by_family": {name: {"exact_match": m / n, "steps": n}
-                              for name, (m, n) in sorted(self.by_family.items())}}
+        return {"exact_match": self.value, "intention_match": self.intention_value,
+                "matched": self.matched, "intended": self.intended, "steps": self.steps,
+                "by_family": {name: {"exact_match": m / n, "intention_match": i / n, "steps": n}
+                              for name, (m, i, n) in sorted(self.by_family.items())}}
 
 
 def thought_agreement(records: Iterable[EpisodeRecord]) -> ThoughtAgreement:
-    """Exact-match rate of generated vs bot thoughts over every recorded step (see above)."""
-    matched = steps = 0
-    families: dict[str, tuple[int, int]] = {}
+    """Exact and same-family match of generated vs bot thoughts over every recorded step."""
+    matched = intended = steps = 0
+    families: dict[str, tuple[int, int, int]] = {}
     for record in records:
         for own, bot in zip(record.thoughts, record.bot_thoughts):
-            same = own == bot
-            matched += same
-            steps += 1
             family = thought_family(bot)
-            done, seen = families.get(family, (0, 0))
-            families[family] = (done + same, seen + 1)
-    return ThoughtAgreement(matched, steps, families)
+            same, same_family = own == bot, thought_family(own) == family
+            matched += same
+            intended += same_family
+            steps += 1
+            done, meant, seen = families.get(family, (0, 0, 0))
+            families[family] = (done + same, meant + same_family, seen + 1)
+    return ThoughtAgreement(matched, intended, steps, families)
 
 
 @dataclass

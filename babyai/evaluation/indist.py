@@ -123,10 +123,11 @@ def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord]
 
 def format_conditions(summary: dict[str, dict]) -> str:
     """One line per model and condition: success, interval, declaration, thought agreement
-    and thought following (pickups of the object the thought named)."""
+    (same sentence as the bot's; same family), thought following (pickups of the object the
+    thought named)."""
     width = max([len("model (condition)"), *map(len, summary)])
     lines = [f"{'model (condition)':<{width}} {'success':>8} {'95% interval':>16} "
-             f"{'declared':>9} {'agrees':>7} {'follows':>8}"]
+             f"{'declared':>9} {'agrees':>7} {'intends':>8} {'follows':>8}"]
 
     def cell(value: float | None, width: int) -> str:
         return f"{'-' if value is None else f'{value:.3f}':>{width}}"
@@ -136,6 +137,7 @@ def format_conditions(summary: dict[str, dict]) -> str:
                      f"[{entry['ci_low']:.3f}, {entry['ci_high']:.3f}] "
                      f"{cell(entry.get('declaration', {}).get('declaration_score'), 9)} "
                      f"{cell(entry.get('thought_agreement', {}).get('exact_match'), 7)} "
+                     f"{cell(entry.get('thought_agreement', {}).get('intention_match'), 8)} "
                      f"{cell(entry.get('thought_following', {}).get('named_object_rate'), 8)}")
     return "\n".join(lines)
 

@@ -49,11 +49,13 @@ def indist_section(summary_path: Path) -> list[str]:
     for name, entry in summary.items():
         declaration = entry.get("declaration", {}).get("declaration_score")
         agreement = entry.get("thought_agreement", {}).get("exact_match")
+        intention = entry.get("thought_agreement", {}).get("intention_match")
         following = entry.get("thought_following", {}).get("named_object_rate")
         rows.append([name, _pct(entry["success_rate"]),
                      f"[{_pct(entry['ci_low'])}, {_pct(entry['ci_high'])}]", entry["episodes"],
                      f"{entry['mean_length']:.1f}", _pct(declaration) if declaration is not None else "–",
                      _pct(agreement) if agreement is not None else "–",
+                     _pct(intention) if intention is not None else "–",
                      _pct(following) if following is not None else "–"])
     lines = ["## In-distribution success", "",
              f"Fresh {next(iter(summary.values()))['env']} levels (seeds never used by demos, "
@@ -62,11 +64,14 @@ def indist_section(summary_path: Path) -> list[str]:
              "parentheses change only what its lower level reads: the bot's thought for the "
              "state (oracle: the paper's upper bound), no thought (zeroed), another episode's "
              "thought (shuffled). 'thought = bot's' is how often TC's own thought equals the "
-             "bot's thought for the state it is in; 'picks the named object' is, of the "
+             "bot's thought for the state it is in, 'same intention' how often it is at "
+             "least of the same family (open, pick up, explore...: right step, perhaps "
+             "the wrong object); 'picks the named object' is, of the "
              "objects picked up while the thought in use named one to pick up, the share that "
              "were that object (does the lower level do what the thought says?).", ""]
     lines += _table(["model", "success", "95% CI", "episodes", "mean length",
-                     "future-action declaration", "thought = bot's", "picks the named object"], rows)
+                     "future-action declaration", "thought = bot's", "same intention",
+                     "picks the named object"], rows)
     summary = {name: entry for name, entry in summary.items()
                if entry.get("thought_ablation", "none") == "none"}
     types = list(next(iter(summary.values()))["by_mission_type"])
