@@ -275,9 +275,9 @@ def test_a_bot_advising_a_stuck_agent_gives_up_instead_of_hanging():
     env = make_env("BabyAI-MiniBossLevel-v0")
     env.reset(seed=STUCK_SEED)
     bot = ThinkingBot(env)
-    suggestion = taken = None
+    taken = None
     with pytest.raises(BotFailure, match="planning calls"):
         for action in map(int, STUCK_ACTIONS):
-            suggestion = bot.act(taken if taken != suggestion else None, replan=True).action
+            bot.act(taken, replan=True)
             env.step(action)
             taken = action

@@ -85,7 +85,6 @@ class _Slot:
                 self.record.frames.append(self.env.render())
         self.bot = None
         self.prev_action: int | None = None
-        self.bot_action: int | None = None
         if with_bot:
             self.bot = ThinkingBot(self.env)
         self.bot_thought: str = ""
@@ -105,9 +104,8 @@ class _Slot:
         """
         if self.bot is None:
             return False
-        taken = self.prev_action if self.prev_action != self.bot_action else None
         try:
-            suggestion = self.bot.act(taken, replan=True)
+            suggestion = self.bot.act(self.prev_action, replan=True)
         except BotFailure as error:
             logger.debug("seed %d: bot failed at step %d: %s", self.record.seed,
                          self.record.length, error)
@@ -115,7 +113,7 @@ class _Slot:
             self.bot = None
             self.bot_thought = ""
             return False
-        self.bot_action, self.bot_thought = suggestion.action, suggestion.thought
+        self.bot_thought = suggestion.thought
         self.record.bot_thoughts.append(self.bot_thought)
         return True
 

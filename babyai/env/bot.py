@@ -168,6 +168,7 @@ class ThinkingBot:
         self.env = env
         self._tags: dict[Subgoal, Intention] = {}
         self._last_thought: str | None = None
+        self._suggested: int | None = None
         self.fallbacks: Counter = Counter()
         self._planning_calls = 0
         self._bot = _ObservedBot(env, self)
@@ -183,9 +184,9 @@ class ThinkingBot:
         """Re-plan from the current state and return the suggested action and the thought.
 
         Args:
-            action_taken: the action actually taken at the previous step if it differs from
-                the bot's suggestion (noise, or a learned agent acting); None when the
-                suggestion was taken or at the first step.
+            action_taken: the action actually taken at the previous step (None at the first
+                step). Only an action other than the bot's own suggestion (noise, or a
+                learned agent acting) counts as a deviation; the bot compares.
             replan: what to do about such an action. False (demonstrations) tells minigrid's
                 bot, which plans to UNDO it: go back to where it stood, drop what the agent
                 picked up ("pickup X to pick up previous carrying" after a drop), close a
@@ -200,6 +201,8 @@ class ThinkingBot:
             BotFailure: minigrid's bot cannot continue from this state.
         """
         self._planning_calls = 0
+        if action_taken is not None and action_taken == self._suggested:
+            action_taken = None  # the suggestion was followed
         if replan and action_taken is not None:
             self.replan_from_here()
             action_taken = None
@@ -224,6 +227,7 @@ class ThinkingBot:
                                         self._picking(stack[-1], action))
         elif self._last_thought is None:  # nothing planned at all: the mission is already done
             self._last_thought = "explore unseen area"
+        self._suggested = int(action)
         return BotStep(int(action), self._last_thought)
 
     def replan_from_here(self) -> None:
@@ -458,8 +462,7 @@ def play_bot(env: gym.Env, seed: int, *, perturb: Perturb | None = None,
 
     The one place where the bot plays a whole level: demonstrations (with noise as
     `perturb`), level sets (the noise-free solution length), the bot report and pictures.
-    The bot re-plans at every step, told the action really taken whenever it differs from
-    its suggestion. `max_actions` stops an episode that runs longer.
+    The bot re-plans at every step, told the action really taken. `max_actions` stops an episode that runs longer.
     """
     obs, _ = env.reset(seed=seed)
     bot = ThinkingBot(env)
@@ -480,7 +483,7 @@ def play_bot(env: gym.Env, seed: int, *, perturb: Perturb | None = None,
         episode.thoughts.append(thought)
         obs, reward, terminated, truncated, _ = env.step(action)
         episode.reward = float(reward)
-        taken = None if action == suggestion else action
+        taken = action
         if terminated or truncated:
             break
         if max_actions and len(episode.actions) > max_actions:

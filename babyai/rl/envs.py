@@ -62,7 +62,6 @@ class SeededEpisodes:
         self.rng = np.random.default_rng(list(stream_seed))
         self.with_bot = with_bot
         self.bot: ThinkingBot | None = None
-        self.suggested: int | None = None
         self.seed = -1
         self.episode_return, self.length = 0.0, 0
         self.obs: Observation | None = None
@@ -80,7 +79,6 @@ class SeededEpisodes:
         raw, _ = self.env.reset(seed=self.seed)
         self.episode_return, self.length, self.actions = 0.0, 0, []
         self.bot = ThinkingBot(self.env) if self.with_bot else None
-        self.suggested = None
         self.obs = self._observe(raw, taken=None)
         return self.obs
 
@@ -91,10 +89,8 @@ class SeededEpisodes:
             if self.bot is not None:
                 # Where the agent did not follow the bot, the bot plans afresh from here
                 # instead of planning to undo the agent's action.
-                told = taken if taken != self.suggested else None
                 try:
-                    suggestion = self.bot.act(told, replan=True)
-                    self.suggested, thought = suggestion.action, suggestion.thought
+                    thought = self.bot.act(taken, replan=True).thought
                 except BotFailure as error:
                     logger.debug("seed %d: bot gave up at step %d: %s", self.seed, self.length, error)
                     self.bot = None
