@@ -166,3 +166,15 @@ def test_workers_give_the_same_sampled_results_as_one_process(storage, tmp_path)
                           "--testing-levels-path", str(tmp_path / "missing.pkl"),
                           "--storage", str(storage)], capture_output=True, text=True)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_evaluate_one_tc_model_prints_its_thought_scores(storage, capsys):
+    """One TC model, one condition: the table with declaration and thought agreement is
+    still printed (a user evaluating one agent wants its thought quality too)."""
+    from babyai.commands import evaluate
+    evaluate.main(["--env", LEVEL, "--model", "tc", "--episodes", "2", "--storage", str(storage)])
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("model (condition)"))
+    assert header.split()[-4:] == ["declared", "agrees", "intends", "follows"]
+    evaluate.main(["--env", LEVEL, "--model", "bc", "--episodes", "2", "--storage", str(storage)])
+    assert "model (condition)" not in capsys.readouterr().out  # BC has no thought scores

@@ -40,8 +40,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         print(f"{name}: success {entry['success_rate']:.3f} [{entry['ci_low']:.3f}, "
               f"{entry['ci_high']:.3f}] on {entry['episodes']} {config.env} levels")
         print(format_mission_type_table(success_by_mission_type(records[name])))
-    if len(summary) > 1:
-        print(format_conditions(summary))
+    if len(summary) > 1 or any("declaration" in entry for entry in summary.values()):
+        print(format_conditions(summary))  # side by side, with a TC agent's thought scores
     if config.out:
         written = write_outputs(config.out, summary, records)
         print(f"wrote {written[0]} and {written[1]}")
