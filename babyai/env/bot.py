@@ -462,7 +462,8 @@ def play_bot(env: gym.Env, seed: int, *, perturb: Perturb | None = None,
 
     The one place where the bot plays a whole level: demonstrations (with noise as
     `perturb`), level sets (the noise-free solution length), the bot report and pictures.
-    The bot re-plans at every step, told the action really taken. `max_actions` stops an episode that runs longer.
+    The bot re-plans at every step, told the action really taken (it compares that with
+    its own suggestion). `max_actions` stops an episode that runs longer.
     """
     obs, _ = env.reset(seed=seed)
     bot = ThinkingBot(env)
