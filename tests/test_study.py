@@ -54,6 +54,7 @@ def test_plan_runs_share_demos_levels_and_frames(tmp_path):
     assert tc[tc.index("--tf-floor") + 1] == "0.5"
     assert tc[tc.index("--history-thoughts") + 1] == "own"
     assert nothought[nothought.index("--sg-coef") + 1] == "0.0"
+    assert "--no-teacher-forcing" in nothought and "--stop-tf" not in nothought
     assert "--sg-coef" not in runs[2].args and runs[2].module.endswith("train_bc")
 
 

@@ -210,6 +210,25 @@ def test_tc_script_end_to_end_writes_config_logs_and_checkpoints(demos):
     assert checkpoint.agent.config.memory_dim == 24 and checkpoint.agent.config.use_thoughts
 
 
+def test_tc_without_teacher_forcing_never_feeds_the_demonstrators_thoughts(demos, monkeypatch):
+    seen = []
+    run = step_module.BatchStep.run
+
+    def recording(self, batch, teacher_forcing, *args, **kwargs):
+        seen.append(teacher_forcing)
+        return run(self, batch, teacher_forcing, *args, **kwargs)
+    monkeypatch.setattr(step_module.BatchStep, "run", recording)
+    summary = train_tc.main(["--env", ENV, "--demos", "synth", "--storage", str(demos),
+                             "--memory-dim", "24", "--instr-dim", "16", "--image-dim", "16",
+                             "--batch-size", "6", "--epochs", "2", "--val-episodes", "0",
+                             "--sg-coef", "0", "--no-teacher-forcing", "--model", "latent"])
+    assert seen and not any(seen)
+    assert [r["tf_prob"] for r in _rows(summary.run_dir)] == ["0", "0"]
+    with pytest.raises(UserError, match="--no-teacher-forcing leaves no schedule"):
+        train_tc.main(["--env", ENV, "--demos", "synth", "--storage", str(demos),
+                       "--epochs", "2", "--no-teacher-forcing", "--stop-tf", "1"])
+
+
 def test_bc_script_trains_actions_only(demos):
     bc = train_bc
     summary = bc.main(["--env", ENV, "--demos", "synth", "--storage", str(demos),

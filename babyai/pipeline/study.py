@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 
 AGENTS = ("tc", "bc", "tc_nothought")
 """tc: Thought Cloning; bc: behavioural cloning (the lower level alone, actions only);
-tc_nothought: the TC architecture and schedule with the thought loss removed (sg-coef 0)."""
+tc_nothought: the TC architecture with the thought loss removed (sg-coef 0) and no teacher
+forcing: its lower level reads only its own upper level's thoughts, so no thought of the bot
+reaches its training (with teacher forcing the bot's thoughts would still be an input)."""
 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
          9: 2.262, 10: 2.228}
@@ -95,7 +97,7 @@ class StudyConfig:
     recurrence: int = field(default=20, metadata={"type": positive_int})
     lr: float = 1e-3
     sg_coef: float = 2.0
-    """Weight of TC's thought loss (tc_nothought uses 0)."""
+    """Weight of TC's thought loss (tc_nothought uses 0 and no teacher forcing)."""
     thought_loss_reduction: str = field(default="sum", metadata={"choices": ("sum", "mean")})
     """sum (the original's) or mean over a thought's tokens."""
     tf_fraction: float = 1 / 3
@@ -171,12 +173,14 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
             if agent == "bc":
                 runs.append(StudyRun(agent, seed, name, "babyai.commands.train_bc", args))
                 continue
-            sg_coef = 0.0 if agent == "tc_nothought" else config.sg_coef
-            args += ["--sg-coef", str(sg_coef),
-                     "--thought-loss-reduction", config.thought_loss_reduction,
+            args += ["--thought-loss-reduction", config.thought_loss_reduction,
                      "--history-thoughts", config.history_thoughts]
-            if config.tf_fraction < 1:
-                args += ["--stop-tf", str(stop_tf), "--tf-floor", str(config.tf_floor)]
+            if agent == "tc_nothought":  # no thought of the bot reaches its training
+                args += ["--sg-coef", "0.0", "--no-teacher-forcing"]
+            else:
+                args += ["--sg-coef", str(config.sg_coef)]
+                if config.tf_fraction < 1:
+                    args += ["--stop-tf", str(stop_tf), "--tf-floor", str(config.tf_floor)]
             runs.append(StudyRun(agent, seed, name, "babyai.commands.train_tc", args))
     return runs
 

@@ -79,6 +79,11 @@ class TrainConfig:
     tf_floor: float = 0.0
     """Teacher forcing never falls below this probability (0 = the paper's schedule, down to
     0 at the last epoch; 1 = always teacher-forced)."""
+    teacher_forcing: bool = True
+    """Let the lower level read the demonstrator's thoughts on teacher-forced batches;
+    `--no-teacher-forcing` makes it always read the upper level's own thoughts, so that with
+    `--sg-coef 0` no thought of the demonstrator reaches training (TC without the thought
+    loss, the ablation)."""
     history_thoughts: str = field(default="in_use", metadata={"choices": HISTORY_THOUGHTS})
     """What the upper level's thought history reads in training: `in_use` (the thought the
     lower level reads, the demonstrator's where teacher-forced: the paper) or `own` (always
@@ -148,6 +153,9 @@ class TrainConfig:
         if self.tf_floor > 0 and self.stop_tf is None:
             raise UserError("--tf-floor has no effect without --stop-tf (teacher forcing is "
                             "then always 1)")
+        if not self.teacher_forcing and (self.stop_tf is not None or self.tf_floor > 0):
+            raise UserError("--no-teacher-forcing leaves no schedule to set: drop --stop-tf "
+                            "and --tf-floor")
         if self.stop_tf is not None and self.stop_tf >= self.epochs:
             raise UserError(f"--stop-tf {self.stop_tf} is not below --epochs {self.epochs}: "
                             "teacher forcing would never decrease (use a smaller --stop-tf, "

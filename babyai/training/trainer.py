@@ -210,7 +210,8 @@ class Trainer:
             plan = LanePlan.build(indices, self.train_data.lengths[indices], config.batch_size,
                                   len(epoch_batches), seed=derived_seed(config.seed, epoch))
         count = len(plan) if plan is not None else len(epoch_batches)
-        tf_prob = teacher_forcing_prob(epoch, config.epochs, config.stop_tf, config.tf_floor)
+        tf_prob = (teacher_forcing_prob(epoch, config.epochs, config.stop_tf, config.tf_floor)
+                   if config.teacher_forcing else 0.0)
         draws = teacher_forcing_draws(config.seed, epoch, len(epoch_batches), tf_prob)
         lr = learning_rate(epoch, config.lr, warm_start=config.warm_start, stop_tf=config.stop_tf)
         for group in self.optimizer.param_groups:
