@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from babyai.agent.checkpoint import load_agent
+from babyai.agent.records import thought_agreement
 from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.evaluation import ood
 from babyai.agent.checkpoint import save_checkpoint
@@ -141,6 +142,38 @@ def test_missing_model_and_bc_oracle(storage, tmp_path):
                                     "--episodes-per-bin", "1", "--argmax"])
     assert {row.model for row in ablated.rows} == {"bc", "tc", "tc (zeroed thoughts)",
                                                    "tc (shuffled thoughts)"}
+    assert all(row.thought_match is None for row in ablated.rows)  # not asked for
+
+
+def test_thought_agreement_per_bin(storage, tmp_path, capsys):
+    """Per bin, the share of the TC model's steps whose thought is the bot's: the same count
+    as tc-evaluate's over that bin's episodes; BC rows have none."""
+    levels = hand_written_levels(tmp_path / "levels.pkl")
+    result = evaluate_levels.main(["--env", LEVEL, "--model", "tc", "--model", "bc",
+                                   "--thought-agreement", "--testing-levels-path", str(levels),
+                                   "--storage", str(storage), "--out", str(tmp_path / "o"),
+                                   "--episodes-per-bin", "2", "--argmax"])
+    assert "exact|same family" in capsys.readouterr().out
+    bins = select_seeds(read_level_set(levels), cap=2)
+    for row in result.rows:
+        if row.model == "bc":
+            assert row.thought_match is None and row.intention_match is None
+            continue
+        group = [result.records["tc"][seed] for seed in bins[(row.diff_type, label_key(row))]]
+        expected = thought_agreement(group)
+        assert expected.steps > 0
+        assert row.thought_match == pytest.approx(expected.value)
+        assert row.intention_match == pytest.approx(expected.intention_value)
+    played = result.records["tc"][1]
+    assert len(played.bot_thoughts) > 0
+
+
+def label_key(row):
+    return row.diff if row.diff.endswith("+") else int(row.diff)
+
+
+def test_bad_ablation_is_a_clear_error(storage, tmp_path):
+    levels = hand_written_levels(tmp_path / "levels.pkl")
     with pytest.raises(UserError, match="comma-separated"):
         evaluate_levels.main(["--env", LEVEL, "--model", "tc", "--thought-ablation", "scrambled",
                               "--testing-levels-path", str(levels), "--storage", str(storage)])

@@ -7,9 +7,10 @@ The level set is ours (JSON, from tc-make-levels) or any pickle in the original 
 `{'demo': {label: {seed: info}}, 'mission': {label: {seed: info}}}`, read without running
 code (plain data only); only the seeds are read. Writes, in --out:
 results.csv (model, diff_type, diff, success_rate, ci_low, ci_high, episodes,
-declaration_score, declared_actions), episodes.jsonl (one line per model and seed),
-success.png (success per bin with 95% Wilson intervals, one line per model) and
-mission_types.csv; prints the tables. A killed run resumes from its finished chunks.
+declaration_score, declared_actions, thought_match, intention_match; the last two with
+--thought-agreement), episodes.jsonl (one line per model and seed), success.png (success
+per bin with 95% Wilson intervals, one line per model) and mission_types.csv; prints the
+tables. A killed run resumes from its finished chunks.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from babyai.agent.checkpoint import LoadedAgent, load_agent
-from babyai.agent.records import EpisodeRecord
+from babyai.agent.records import EpisodeRecord, thought_agreement
 from babyai.agent.rollout import THOUGHT_ABLATIONS, RolloutOptions, run_episodes
 from babyai.common.cli import choice_list, non_negative_int, positive_int
 from babyai.common.errors import UserError
@@ -73,6 +73,11 @@ class LevelEvalConfig:
     shuffled (another episode's thought); e.g. none,oracle,zeroed,shuffled."""
     oracle_thoughts: bool = False
     """Same as adding `oracle` to --thought-ablation."""
+    thought_agreement: bool = False
+    """Ask the bot for its thought at every state a TC model visits (own thoughts only) and
+    report per bin how often the model's thought equals it, exactly and in family: where
+    the upper level stops thinking the bot's thoughts as missions get harder (costs about a
+    third more time)."""
     sample_seed: int = field(default=0, metadata={"type": non_negative_int,
                                                    "aliases": ["--seed"]})
     """Seed of the per-episode action sampling (`--seed` is its older name)."""
@@ -106,6 +111,10 @@ class LevelRow:
     episodes: int
     declaration_score: float | None = None
     declared_actions: int = 0
+    thought_match: float | None = None
+    """Share of the bin's steps whose thought equals the bot's (with --thought-agreement)."""
+    intention_match: float | None = None
+    """Share of the bin's steps whose thought is of the bot's family (open, pickup...)."""
 
 
 @dataclass
@@ -139,12 +148,14 @@ class _Job:
     sample_seed: int
     device: str
     max_batch: int
+    bot_thoughts: bool = False
 
     def key(self) -> str:
         """A stable name for this job's saved result (changes if the checkpoint changes)."""
         stat = Path(self.checkpoint).stat()
         text = repr((self.checkpoint, stat.st_size, stat.st_mtime_ns, self.env, self.seeds,
-                     self.ablation, self.argmax, self.sample_seed))
+                     self.ablation, self.argmax, self.sample_seed)
+                    + ((True,) if self.bot_thoughts else ()))
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -158,7 +169,7 @@ def _run_job(job: _Job, progress: bool = False) -> list[EpisodeRecord]:
     loaded = _WORKER_AGENTS[job.checkpoint]
     options = RolloutOptions(argmax=job.argmax, max_batch=job.max_batch,
                              thought_ablation=job.ablation, sample_seed=job.sample_seed,
-                             progress=progress)
+                             bot_thoughts=job.bot_thoughts, progress=progress)
     return run_episodes(loaded.agent, loaded.vocab, job.env, list(job.seeds), options,
                         device=job.device)
 
@@ -229,6 +240,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
     partial_dir = ensure_writable_dir(out / ".partial")
 
     series: list[tuple[str, str, str]] = []  # (label, checkpoint, thought ablation)
+    thinking: set[str] = set()  # checkpoints of TC models
     ablations = config.conditions()
     for name in config.models:
         path = checkpoint_path(name, Path(config.storage))
@@ -236,6 +248,8 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
         _WORKER_AGENTS[str(path)] = loaded  # reused by in-process jobs
         warn_unreadable_missions(loaded.vocab, config.env, seeds, str(name))
         label = _model_label(name)
+        if loaded.agent.config.use_thoughts:
+            thinking.add(str(path))
         if "none" in ablations or not loaded.agent.config.use_thoughts:
             series.append((label, str(path), "none"))
         for ablation in ablations:
@@ -251,7 +265,9 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
 
     chunk = max(1, min(config.chunk, math.ceil(len(seeds) / config.workers)))
     jobs = [_Job(label, path, config.env, tuple(seeds[start:start + chunk]), ablation,
-                 config.argmax, config.sample_seed, config.device, config.max_batch)
+                 config.argmax, config.sample_seed, config.device, config.max_batch,
+                 bot_thoughts=(config.thought_agreement and ablation == "none"
+                               and path in thinking))
             for label, path, ablation in series
             for start in range(0, len(seeds), chunk)]
     logger.info("%d seeds x %d series in %d jobs, %d worker(s)", len(seeds), len(series),
@@ -270,9 +286,12 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
             group = [records[label][seed] for seed in bin_seeds]
             summary = summarize_success(group)
             declaration = score_records(group)
+            agreement = thought_agreement(group)
             rows.append(LevelRow(label, kind, str(diff), summary.success_rate, summary.ci_low,
                                  summary.ci_high, summary.episodes, declaration.score,
-                                 declaration.total))
+                                 declaration.total,
+                                 agreement.value if agreement.steps else None,
+                                 agreement.intention_value if agreement.steps else None))
         by_type[label] = success_by_mission_type(records[label].values())
 
     outputs = _write_level_reports(out, rows, by_type, records, bins)
@@ -338,9 +357,13 @@ def format_level_table(rows: Sequence[LevelRow]) -> str:
     models = list(dict.fromkeys(row.model for row in rows))
     keys = list(dict.fromkeys((row.diff_type, row.diff) for row in rows))
     cell = {(row.model, row.diff_type, row.diff): row for row in rows}
-    width = max(22, *(len(model) + 2 for model in models))
+    agreement = any(row.thought_match is not None for row in rows)
+    width = max(30 if agreement else 22, *(len(model) + 2 for model in models))
     header = f"{'type':<8}{'bin':>6}{'n':>6}" + "".join(f"{m:>{width}}" for m in models)
-    lines = [header, "  success % [95% interval], declaration score in ()"]
+    legend = "  success % [95% interval], declaration score in ()"
+    if agreement:
+        legend += ", then % of steps whose thought is the bot's: exact|same family"
+    lines = [header, legend]
     for kind, diff in keys:
         first = cell[(models[0], kind, diff)]
         text = f"{kind:<8}{diff:>6}{first.episodes:>6}"
@@ -352,6 +375,8 @@ def format_level_table(rows: Sequence[LevelRow]) -> str:
             part = f"{100 * row.success_rate:.0f} [{100 * row.ci_low:.0f},{100 * row.ci_high:.0f}]"
             if row.declaration_score is not None:
                 part += f" ({row.declaration_score:.2f})"
+            if row.thought_match is not None and row.intention_match is not None:
+                part += f" {100 * row.thought_match:.0f}|{100 * row.intention_match:.0f}"
             text += f"{part:>{width}}"
         lines.append(text)
     return "\n".join(lines)
