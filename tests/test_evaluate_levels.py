@@ -150,13 +150,14 @@ def test_thought_agreement_per_bin(storage, tmp_path, capsys):
     as tc-evaluate's over that bin's episodes; BC rows have none."""
     levels = hand_written_levels(tmp_path / "levels.pkl")
     result = evaluate_levels.main(["--env", LEVEL, "--model", "tc", "--model", "bc",
-                                   "--thought-agreement", "--testing-levels-path", str(levels),
+                                   "--thought-agreement", "--oracle-thoughts",
+                                   "--testing-levels-path", str(levels),
                                    "--storage", str(storage), "--out", str(tmp_path / "o"),
                                    "--episodes-per-bin", "2", "--argmax"])
     assert "exact|same family" in capsys.readouterr().out
     bins = select_seeds(read_level_set(levels), cap=2)
     for row in result.rows:
-        if row.model == "bc":
+        if row.model != "tc":  # BC thinks nothing; under the bot's thoughts it is the bot
             assert row.thought_match is None and row.intention_match is None
             continue
         group = [result.records["tc"][seed] for seed in bins[(row.diff_type, label_key(row))]]

@@ -260,6 +260,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
             else:
                 logger.warning("%s is a BC checkpoint: no %s-thoughts run for it", label, ablation)
     labels = [label for label, _, _ in series]
+    ablation_of = {label: ablation for label, _, ablation in series}
     if len(set(labels)) != len(labels):
         raise UserError(f"two --model values share the name {labels}; give distinct names")
 
@@ -286,7 +287,8 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
             group = [records[label][seed] for seed in bin_seeds]
             summary = summarize_success(group)
             declaration = score_records(group)
-            agreement = thought_agreement(group)
+            # under the bot's (or no) thoughts the comparison says nothing: own thoughts only
+            agreement = thought_agreement(group if ablation_of[label] == "none" else [])
             rows.append(LevelRow(label, kind, str(diff), summary.success_rate, summary.ci_low,
                                  summary.ci_high, summary.episodes, declaration.score,
                                  declaration.total,
