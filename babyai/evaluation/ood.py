@@ -155,7 +155,7 @@ class _Job:
         stat = Path(self.checkpoint).stat()
         text = repr((self.checkpoint, stat.st_size, stat.st_mtime_ns, self.env, self.seeds,
                      self.ablation, self.argmax, self.sample_seed)
-                    + ((True,) if self.bot_thoughts else ()))
+                    + ((True,) if self.bot_thoughts else ()))  # older saved jobs keep their key
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
