@@ -171,6 +171,38 @@ def test_bench_train_measures_a_tiny_setting_and_refuses_a_missing_gpu():
     result = bench_train.measure("p", dict(bench_train.NEW, tc=True, tf=True), batches=1,
                                  threads=1, batch_size=4)
     assert result["fps"] > 0 and result["frames"] > 0 and result["peak_gpu_mb"] == 0.0
+    mixed = bench_train.measure("p", dict(bench_train.MIXED, tc=True, tf=True), batches=1,
+                                threads=1, batch_size=4)
+    assert mixed["fps"] > 0 and mixed["frames"] == result["frames"]
+    assert "TC teacher-forced, cpu bf16" in bench_train.variants("b")
+    assert not any("cpu bf16" in label for label in bench_train.variants("b", "cuda"))
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA device"):
             bench_train.main(["--device", "cuda", "--settings", "p"])
+
+
+def test_cpu_bf16_autocast_keeps_loss_and_gradients_within_tolerance(trainer):
+    """`--cpu-precision bf16` runs the training forward passes under bfloat16 autocast
+    (every matrix product and convolution rounded to 8-bit mantissas, float32 accumulation):
+    the tolerance is stated as for the bf16 convolutions, the batch loss within 2% and the
+    whole gradient within 10% relative error (cosine > 0.99); memories stay float32."""
+    loss, grads = _loss_and_grads(trainer, teacher_forcing=True)
+    trainer.config.cpu_precision = "bf16"
+    low_loss, low_grads = _loss_and_grads(trainer, teacher_forcing=True)
+    assert low_loss == pytest.approx(loss, rel=2e-2)
+    assert low_loss != loss  # the forward pass did run in bfloat16
+    assert low_grads.keys() == grads.keys()
+    assert all(grad.dtype == torch.float32 for grad in low_grads.values())
+    whole = torch.cat([grad.flatten() for grad in grads.values()])
+    low = torch.cat([low_grads[name].flatten() for name in grads])
+    assert float((low - whole).norm() / whole.norm()) < 0.1
+    assert float(torch.nn.functional.cosine_similarity(whole, low, dim=0)) > 0.99
+
+
+def test_cpu_precision_is_checked_and_kept_on_resume(tmp_path):
+    write_demos(tmp_path, count=8, valid_count=2)
+    with pytest.raises(UserError, match="cpu-precision"):
+        TrainConfig(**TINY, demos="synth", storage=str(tmp_path), cpu_precision="fp8").check()
+    common = dict(TINY, demos="synth", storage=str(tmp_path), model="mixed", epochs=1)
+    Trainer(TrainConfig(**dict(common, cpu_precision="bf16"))).run()
+    assert Trainer(TrainConfig(**dict(common, epochs=2))).config.cpu_precision == "bf16"

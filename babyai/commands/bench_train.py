@@ -6,7 +6,8 @@ interleaved (so a change in the machine's load hits every variant alike):
 
     (a) TC at the paper's dims: --memory-dim 2048 --instr-dim 256 --batch-size 32 --recurrence 80
     (b) TC at --memory-dim 256 --instr-dim 128 --batch-size 32 --recurrence 20
-        both with teacher forcing on and off, against the original implementation's
+        both with teacher forcing on and off, in float32 and (on a CPU) with
+        --cpu-precision bf16, against the original implementation's
         frames/s (constants below) and against this trainer's per-episode fp32 layout;
     (p) TC and BC at the default pipeline's dims (--memory-dim 128 --instr-dim 64
         --image-dim 64, batch 32, recurrence 20) on MiniBossLevel bot demos, and their ratio.
@@ -66,8 +67,10 @@ ORIGINAL_FPS = {"a": 40.0, "b": 310.0}
 """Frames/s of the original Thought Cloning implementation (teacher-forced TC training),
 measured on this kind of machine (2 CPU cores) at settings (a) and (b): the references of
 the speed targets (2x these)."""
-NEW = dict(layout="lanes", conv_precision="auto")  # explicit: the defaults may differ
-OLD = dict(layout="episodes", conv_precision="fp32")
+NEW = dict(layout="lanes", conv_precision="auto", cpu_precision="fp32")  # explicit: the
+OLD = dict(layout="episodes", conv_precision="fp32", cpu_precision="fp32")  # defaults may differ
+MIXED = dict(NEW, cpu_precision="bf16")
+"""--cpu-precision bf16: the whole training forward pass under bfloat16 autocast."""
 
 
 def synthetic_episodes(count: int, seed: int, env_name: str) -> list[Episode]:
@@ -128,7 +131,9 @@ def measure(setting: str, variant: dict, batches: int, threads: int, device: str
         trainer = Trainer(TrainConfig(demos="bench", env=env, storage=root, model="bench",
                                       val_episodes=0, device=device, threads=threads,
                                       use_thoughts=variant["tc"], layout=variant["layout"],
-                                      conv_precision=variant["conv_precision"], **sizes))
+                                      conv_precision=variant["conv_precision"],
+                                      cpu_precision=variant.get("cpu_precision", "fp32"),
+                                      **sizes))
         data, step, tf = trainer.train_data, trainer.step, variant["tf"]
         trainer.agent.train()
         indices = np.arange(count)
@@ -159,15 +164,21 @@ def measure(setting: str, variant: dict, batches: int, threads: int, device: str
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0}
 
 
-def variants(setting: str) -> dict[str, dict]:
-    """The variants measured at a setting, by label."""
+def variants(setting: str, device: str = "cpu") -> dict[str, dict]:
+    """The variants measured at a setting, by label (on a GPU, the CPU's bf16 ones are left
+    out: training there uses float16 mixed precision anyway)."""
     if setting == "p":
         return {"TC": dict(NEW, tc=True, tf=True), "BC": dict(NEW, tc=False, tf=True),
                 "TC per-episode fp32": dict(OLD, tc=True, tf=True),
                 "BC per-episode fp32": dict(OLD, tc=False, tf=True)}
-    return {"TC teacher-forced": dict(NEW, tc=True, tf=True),
-            "TC autoregressive": dict(NEW, tc=True, tf=False),
-            "TC teacher-forced, per-episode fp32": dict(OLD, tc=True, tf=True)}
+    chosen = {"TC teacher-forced": dict(NEW, tc=True, tf=True),
+              "TC autoregressive": dict(NEW, tc=True, tf=False),
+              "TC teacher-forced, cpu bf16": dict(MIXED, tc=True, tf=True),
+              "TC autoregressive, cpu bf16": dict(MIXED, tc=True, tf=False),
+              "TC teacher-forced, per-episode fp32": dict(OLD, tc=True, tf=True)}
+    if device != "cpu":
+        chosen = {label: v for label, v in chosen.items() if "cpu bf16" not in label}
+    return chosen
 
 
 def _child(setting: str, variant: dict, batches: int, threads: int, device: str,
@@ -216,9 +227,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for setting in args.settings.split(","):
         if setting not in SETTINGS:
             raise SystemExit(f"unknown setting {setting!r}; available: {', '.join(SETTINGS)}")
-        runs: dict[str, list[dict]] = {label: [] for label in variants(setting)}
+        chosen = variants(setting, args.device)
+        runs: dict[str, list[dict]] = {label: [] for label in chosen}
         for _ in range(args.repeats):
-            for label, variant in variants(setting).items():
+            for label, variant in chosen.items():
                 runs[label].append(_child(setting, variant, args.batches, threads, args.device,
                                           args.batch_size))
         fps = {label: statistics.median(r["fps"] for r in rs) for label, rs in runs.items()}
@@ -246,8 +258,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
                   f"BC {fps['BC'] / fps['BC per-episode fp32']:.2f}x", flush=True)
         else:
             old = fps["TC teacher-forced, per-episode fp32"]
-            print(f"    speed-up over per-episode fp32 (teacher-forced): "
-                  f"{fps['TC teacher-forced'] / old:.2f}x", flush=True)
+            line = (f"    speed-up over per-episode fp32 (teacher-forced): "
+                    f"{fps['TC teacher-forced'] / old:.2f}x")
+            if "TC teacher-forced, cpu bf16" in fps:
+                line += f", with --cpu-precision bf16 {fps['TC teacher-forced, cpu bf16'] / old:.2f}x"
+            print(line, flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
     return report
 

@@ -24,7 +24,8 @@ RESUMABLE_CHANGES = ("device", "tb", "log_interval", "save_interval", "storage",
 """TrainConfig fields that may change between a run and its resumption without changing
 its result."""
 IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32", "tf_floor": 0.0,
-                        "history_thoughts": "in_use", "teacher_forcing": True}
+                        "history_thoughts": "in_use", "teacher_forcing": True,
+                        "cpu_precision": "fp32"}
 """TrainConfig fields added later, with what a run saved before they existed did."""
 
 

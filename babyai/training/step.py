@@ -10,6 +10,7 @@ window, so the update is that of the batch mean, as in the original.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -44,8 +45,18 @@ class BatchStep:
 
     @property
     def amp(self) -> bool:
-        """Mixed precision: on CUDA only."""
+        """float16 mixed precision with a loss scaler: on CUDA only."""
         return self.device.type == "cuda"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The precision of the agent's training forward passes: float16 autocast on CUDA,
+        bfloat16 autocast on a CPU with `--cpu-precision bf16` (bfloat16 has float32's
+        range, so no loss scaling), else float32."""
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        if self.device.type == "cpu" and self.config.cpu_precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def __call__(self, batch: Batch, teacher_forcing: bool, total_steps: int) -> dict[str, float]:
         """Forward/backward over the windows of `batch`, then one optimizer step.
@@ -67,7 +78,7 @@ class BatchStep:
                 memory = self.agent.initial_memory(len(batch), self.device)
             missions = batch.mission_tensor(self.device)
             for window in batch.windows(config.recurrence, self.device):
-                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                with self.autocast():
                     output, memory = run_window(self.agent, window, missions, memory,
                                                 teacher_forcing, with_thought_logits=False,
                                                 history_thought=config.history_thoughts)
@@ -125,7 +136,7 @@ class BatchStep:
         with torch.set_grad_enabled(config.sg_coef > 0):
             for start in range(0, len(upper_h), THOUGHT_CHUNK):
                 rows = slice(start, start + THOUGHT_CHUNK)
-                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                with self.autocast():
                     logits = self.agent.thought_logits(upper_h[rows], upper_c[rows],
                                                        output.thought_targets[rows])
                 nll = thought_nll(logits, output.thought_targets[rows], denominator=total_steps,
