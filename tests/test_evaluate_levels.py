@@ -167,6 +167,17 @@ def test_thought_agreement_per_bin(storage, tmp_path, capsys):
         assert row.intention_match == pytest.approx(expected.intention_value)
     played = result.records["tc"][1]
     assert len(played.bot_thoughts) > 0
+    # split by the family of the bot's thought: the steps of each bin add up, and the
+    # per-family shares recombine into the bin's shares
+    families = list(csv.DictReader(result.outputs["thought_families"].open()))
+    assert {f["model"] for f in families} == {"tc"}
+    for row in (r for r in result.rows if r.model == "tc"):
+        parts = [f for f in families if (f["diff_type"], f["diff"]) == (row.diff_type, row.diff)]
+        steps = sum(int(f["steps"]) for f in parts)
+        group = [result.records["tc"][seed] for seed in bins[(row.diff_type, label_key(row))]]
+        assert steps == thought_agreement(group).steps
+        matched = sum(float(f["thought_match"]) * int(f["steps"]) for f in parts)
+        assert matched / steps == pytest.approx(row.thought_match)
 
 
 def label_key(row):

@@ -77,7 +77,8 @@ class LevelEvalConfig:
     """Ask the bot for its thought at every state a TC model visits (own thoughts only) and
     report per bin how often the model's thought equals it, exactly and in family: where
     the upper level stops thinking the bot's thoughts as missions get harder (costs about a
-    third more time)."""
+    third more time). thought_families.csv splits each bin by the family of the bot's
+    thought (open, pickup, drop, explore...): which kinds of step it misses."""
     sample_seed: int = field(default=0, metadata={"type": non_negative_int,
                                                    "aliases": ["--seed"]})
     """Seed of the per-episode action sampling (`--seed` is its older name)."""
@@ -281,6 +282,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
         records[job.series].update({record.seed: record for record in job_records})
 
     rows: list[LevelRow] = []
+    family_rows: list[dict[str, Any]] = []
     by_type: dict[str, dict[str, SuccessSummary]] = {}
     for label in labels:
         for (kind, diff), bin_seeds in bins.items():
@@ -294,20 +296,29 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
                                  declaration.total,
                                  agreement.value if agreement.steps else None,
                                  agreement.intention_value if agreement.steps else None))
+            family_rows += [{"model": label, "diff_type": kind, "diff": str(diff),
+                             "bot_thought_family": family, "steps": steps,
+                             "thought_match": matched / steps, "intention_match": intended / steps}
+                            for family, (matched, intended, steps)
+                            in sorted(agreement.by_family.items())]
         by_type[label] = success_by_mission_type(records[label].values())
 
-    outputs = _write_level_reports(out, rows, by_type, records, bins)
+    outputs = _write_level_reports(out, rows, by_type, records, bins, family_rows)
     return LevelEvalResult(rows, by_type, records, outputs)
 
 
 def _write_level_reports(out: Path, rows: list[LevelRow],
                          by_type: dict[str, dict[str, SuccessSummary]],
                          records: dict[str, dict[int, EpisodeRecord]],
-                         bins: dict[tuple[str, Any], list[int]]) -> dict[str, Path]:
+                         bins: dict[tuple[str, Any], list[int]],
+                         family_rows: list[dict[str, Any]]) -> dict[str, Path]:
     outputs = {"csv": out / "results.csv", "jsonl": out / "episodes.jsonl",
                "png": out / "success.png", "mission_types": out / "mission_types.csv"}
     write_csv(outputs["csv"], [asdict(row) for row in rows],
               [spec.name for spec in fields(LevelRow)])
+    if family_rows:  # with --thought-agreement: which kinds of step the upper level misses
+        outputs["thought_families"] = out / "thought_families.csv"
+        write_csv(outputs["thought_families"], family_rows, list(family_rows[0]))
     write_csv(outputs["mission_types"],
               [{"model": label, "mission_type": name, "success_rate": summary.success_rate,
                 "ci_low": summary.ci_low, "ci_high": summary.ci_high,
