@@ -175,6 +175,8 @@ def test_bench_train_measures_a_tiny_setting_and_refuses_a_missing_gpu():
                                 threads=1, batch_size=4)
     assert mixed["fps"] > 0 and mixed["frames"] == result["frames"]
     assert "TC teacher-forced, cpu bf16" in bench_train.variants("b")
+    per_episode = bench_train.variants("a")["TC teacher-forced, per-episode cpu bf16"]
+    assert per_episode["layout"] == "episodes" and per_episode["cpu_precision"] == "bf16"
     assert not any("cpu bf16" in label for label in bench_train.variants("b", "cuda"))
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA device"):
