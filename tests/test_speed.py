@@ -172,8 +172,15 @@ def test_bench_train_measures_a_tiny_setting_and_refuses_a_missing_gpu():
                                  threads=1, batch_size=4)
     assert result["fps"] > 0 and result["frames"] > 0 and result["peak_gpu_mb"] == 0.0
     mixed = bench_train.measure("p", dict(bench_train.MIXED, tc=True, tf=True), batches=1,
-                                threads=1, batch_size=4)
+                                threads=1, batch_size=4, profile=3)
     assert mixed["fps"] > 0 and mixed["frames"] == result["frames"]
+    profile = mixed["profile"]  # --profile: where the time goes, by kind and operator
+    assert sum(profile["kinds"].values()) == pytest.approx(1.0)
+    assert profile["kinds"]["convolutions"] > 0 and profile["kinds"]["matrix products"] > 0
+    assert len(profile["top"]) == 3 and all(0 < share <= 1 for _, share in profile["top"])
+    assert "profile" not in result
+    with pytest.raises(UserError, match="--profile"):
+        bench_train.main(["--profile", "-1"])
     assert "TC teacher-forced, cpu bf16" in bench_train.variants("b")
     per_episode = bench_train.variants("a")["TC teacher-forced, per-episode cpu bf16"]
     assert per_episode["layout"] == "episodes" and per_episode["cpu_precision"] == "bf16"

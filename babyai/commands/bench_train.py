@@ -19,6 +19,11 @@ the batches in the middle are timed (full rows, as in an epoch); the per-episode
 batches of the same episodes. The load average is printed before and after: on a shared
 machine, compare only figures of one run.
 
+`--profile N` also runs each variant under torch's profiler and prints where its time goes:
+the shares of self CPU time of convolutions, matrix products, the rest (elementwise, copies,
+autograd bookkeeping) and the N most costly operators. Frames/s are lower under the profiler;
+compare them only with other profiled figures.
+
 `--device cuda` measures on a GPU (mixed precision, as training uses there): the timer waits
 for the GPU, the peak GPU memory is printed beside the peak RSS, and each TC line says how
 many hours the paper's 7x10^8 frames would take at that speed. `--batch-size N` overrides
@@ -27,6 +32,7 @@ the batch size of every setting (a GPU is only kept busy by larger batches).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -110,10 +116,36 @@ def setting_sizes(setting: str, batch_size: int | None = None) -> dict:
     return dict(SETTINGS[setting], **({"batch_size": batch_size} if batch_size else {}))
 
 
+OPERATOR_KINDS = {"convolutions": ("conv",), "matrix products": ("mm", "matmul", "linear", "bmm")}
+"""Operator kinds of the profile summary, by substrings of aten operator names; the rest
+(elementwise, copies, views, autograd bookkeeping) is "other"."""
+
+
+def operator_kind(name: str) -> str:
+    lowered = name.lower()
+    for kind, parts in OPERATOR_KINDS.items():
+        if any(part in lowered for part in parts):
+            return kind
+    return "other"
+
+
+def profile_summary(events, top: int) -> dict:
+    """Shares of self CPU time by operator kind and the `top` operators, from a profiler's
+    `key_averages()`; self times, so that nested operators are not counted twice."""
+    times = {event.key: event.self_cpu_time_total for event in events}
+    total = sum(times.values()) or 1.0
+    kinds = {kind: 0.0 for kind in (*OPERATOR_KINDS, "other")}
+    for name, spent in times.items():
+        kinds[operator_kind(name)] += spent / total
+    ranked = sorted(times.items(), key=lambda item: -item[1])[:top]
+    return {"kinds": kinds, "top": [(name, spent / total) for name, spent in ranked]}
+
+
 def measure(setting: str, variant: dict, batches: int, threads: int, device: str = "cpu",
-            batch_size: int | None = None) -> dict:
+            batch_size: int | None = None, profile: int = 0) -> dict:
     """One variant in this process: frames/s over `batches` timed batches, and the peak RSS
-    (and, on a GPU, its peak memory)."""
+    (and, on a GPU, its peak memory); with `profile` > 0, under torch's profiler, with its
+    summary (`profile_summary`)."""
     torch.set_num_threads(threads)
     sizes, env = setting_sizes(setting, batch_size), LEVELS[setting]
     cuda = device == "cuda"
@@ -136,24 +168,40 @@ def measure(setting: str, variant: dict, batches: int, threads: int, device: str
                                       conv_precision=variant["conv_precision"],
                                       cpu_precision=variant.get("cpu_precision", "fp32"),
                                       **sizes))
-        data, step, tf = trainer.train_data, trainer.step, variant["tf"]
         trainer.agent.train()
-        indices = np.arange(count)
-        frames, seconds = 0, 0.0
-        if variant["layout"] == "lanes":
-            plan = LanePlan.build(indices, data.lengths, sizes["batch_size"], batches + 2)
-            warmup = plan.batch(data, 0, slice(0, 4))  # 4 lanes of batch 0 warm up
-            step.run(warmup, tf, warmup.num_steps)
-            memory = None
+        profiler = (torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+                    if profile else contextlib.nullcontext())
+        frames, seconds = _timed_batches(trainer.step, trainer.train_data, variant, sizes,
+                                         np.arange(count), batches, now, profiler)
+    result = {"fps": frames / seconds, "frames": frames,
+              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0}
+    if profile:
+        result["profile"] = profile_summary(profiler.key_averages(), profile)
+    return result
+
+
+def _timed_batches(step, data, variant: dict, sizes: dict, indices: np.ndarray, batches: int,
+                   now, profiler) -> tuple[int, float]:
+    """Warm up on 4 rows, then train `batches` batches inside `profiler`; the frames and
+    seconds they took."""
+    frames, seconds, tf = 0, 0.0, variant["tf"]
+    if variant["layout"] == "lanes":
+        plan = LanePlan.build(indices, data.lengths, sizes["batch_size"], batches + 2)
+        warmup = plan.batch(data, 0, slice(0, 4))  # 4 lanes of batch 0 warm up
+        step.run(warmup, tf, warmup.num_steps)
+        memory = None
+        with profiler:
             for number in range(1, min(len(plan), batches + 1)):
                 batch = plan.batch(data, number)
                 began = now()
                 _, memory = step.run(batch, tf, plan.batch_steps(number), memory)
                 seconds += now() - began
                 frames += batch.num_steps
-        else:
-            warmup = data.batch(indices[:4])
-            step.run(warmup, tf, warmup.num_steps)
+    else:
+        warmup = data.batch(indices[:4])
+        step.run(warmup, tf, warmup.num_steps)
+        with profiler:
             for number in range(1, batches + 1):
                 chosen = indices[number * sizes["batch_size"]:(number + 1) * sizes["batch_size"]]
                 batch = data.batch(chosen)
@@ -161,9 +209,7 @@ def measure(setting: str, variant: dict, batches: int, threads: int, device: str
                 step.run(batch, tf, batch.num_steps)
                 seconds += now() - began
                 frames += batch.num_steps
-    return {"fps": frames / seconds, "frames": frames,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0}
+    return frames, seconds
 
 
 def variants(setting: str, device: str = "cpu") -> dict[str, dict]:
@@ -185,10 +231,11 @@ def variants(setting: str, device: str = "cpu") -> dict[str, dict]:
 
 
 def _child(setting: str, variant: dict, batches: int, threads: int, device: str,
-           batch_size: int | None) -> dict:
+           batch_size: int | None, profile: int = 0) -> dict:
     command = [sys.executable, "-m", "babyai.commands.bench_train", "--child",
                json.dumps({"setting": setting, "variant": variant, "batches": batches,
-                           "threads": threads, "device": device, "batch_size": batch_size})]
+                           "threads": threads, "device": device, "batch_size": batch_size,
+                           "profile": profile})]
     output = subprocess.run(command, capture_output=True, text=True)
     if output.returncode != 0:
         raise RuntimeError(f"benchmark of setting {setting} {variant} failed:\n{output.stderr[-2000:]}")
@@ -208,16 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
                              "projected hours for the paper's frames are printed)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="override every setting's batch size")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="also profile each variant: time shares by operator kind and "
+                             "the N most costly operators (0: off)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
+    if args.profile < 0:
+        raise UserError(f"--profile {args.profile}: give a number of operators, 0 for off")
     if args.child:
         spec = json.loads(args.child)
         result = measure(spec["setting"], spec["variant"], spec["batches"], spec["threads"],
-                         spec["device"], spec["batch_size"])
+                         spec["device"], spec["batch_size"], spec.get("profile", 0))
         print(json.dumps(result))
         return result
     threads = default_threads(args.threads)
@@ -235,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         for _ in range(args.repeats):
             for label, variant in chosen.items():
                 runs[label].append(_child(setting, variant, args.batches, threads, args.device,
-                                          args.batch_size))
+                                          args.batch_size, args.profile))
         fps = {label: statistics.median(r["fps"] for r in rs) for label, rs in runs.items()}
         rss = {label: max(r["peak_rss_mb"] for r in rs) for label, rs in runs.items()}
         gpu = {label: max(r["peak_gpu_mb"] for r in rs) for label, rs in runs.items()}
@@ -254,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 line += (f"  {fps[label] / ORIGINAL_FPS[setting]:.2f}x the original's "
                          f"{ORIGINAL_FPS[setting]:.0f}")
             print(line + f"  (runs {report[setting]['runs'][label]})", flush=True)
+            if args.profile:
+                print(_profile_lines(runs[label][-1]["profile"]), flush=True)
         if setting == "p":
             print(f"    TC/BC frames/s: {fps['TC'] / fps['BC']:.2f} (per-episode fp32: "
                   f"{fps['TC per-episode fp32'] / fps['BC per-episode fp32']:.2f}); "
@@ -270,6 +324,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
             print(line, flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end", flush=True)
     return report
+
+
+def _profile_lines(summary: dict) -> str:
+    kinds = ", ".join(f"{kind} {share:.0%}" for kind, share in summary["kinds"].items())
+    top = "; ".join(f"{name} {share:.0%}" for name, share in summary["top"])
+    return f"        self CPU time: {kinds}\n        top operators: {top}"
 
 
 def cli() -> int:
