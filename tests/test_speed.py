@@ -179,7 +179,7 @@ def test_bench_train_measures_a_tiny_setting_and_refuses_a_missing_gpu():
     assert profile["kinds"]["convolutions"] > 0 and profile["kinds"]["matrix products"] > 0
     assert len(profile["top"]) == 3 and all(0 < share <= 1 for _, share in profile["top"])
     assert "profile" not in result
-    with pytest.raises(UserError, match="--profile"):
+    with pytest.raises(UserError, match="--profile: must be >= 0"):
         bench_train.main(["--profile", "-1"])
     assert "TC teacher-forced, cpu bf16" in bench_train.variants("b")
     per_episode = bench_train.variants("a")["TC teacher-forced, per-episode cpu bf16"]

@@ -47,7 +47,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from babyai.common.cli import positive_int, run
+from babyai.common.cli import non_negative_int, positive_int, run
 from babyai.common.errors import UserError
 from babyai.common.flags import Parser
 from babyai.common.runtime import default_threads
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "projected hours for the paper's frames are printed)")
     parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="override every setting's batch size")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
+    parser.add_argument("--profile", type=non_negative_int, default=0, metavar="N",
                         help="also profile each variant: time shares by operator kind and "
                              "the N most costly operators (0: off)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -264,8 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    if args.profile < 0:
-        raise UserError(f"--profile {args.profile}: give a number of operators, 0 for off")
     if args.child:
         spec = json.loads(args.child)
         result = measure(spec["setting"], spec["variant"], spec["batches"], spec["threads"],
