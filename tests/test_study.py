@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import csv
 import math
+from statistics import stdev
 
 import pytest
 
 from babyai.commands import study
 from babyai.common.errors import UserError
-from babyai.pipeline.study import StudyConfig, mean_interval, plan_runs, summarize_agents
+from babyai.pipeline.study import (StudyConfig, mean_interval, paired_differences, plan_runs,
+                                   summarize_agents)
 
 TINY = ["--name", "tiny", "--env", "BabyAI-GoToLocal-v0", "--agents", "tc,bc", "--seeds", "1",
         "--episodes", "12", "--valid-episodes", "3", "--frames", "300", "--eval-every", "150",
@@ -31,6 +33,13 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     assert 0 <= tc_final["oracle_success_rate"] <= 1  # the oracle bound of the TC run
     assert (report / "study.png").stat().st_size > 1000
     assert "| tc | 1 |" in (report / "README.md").read_text()
+    with open(report / "differences.csv", newline="") as handle:
+        paired = list(csv.DictReader(handle))
+    assert [(r["comparison"], r["measure"], r["seeds"]) for r in paired] == [
+        ("tc - bc", "final", "1"), ("tc - bc", "mean of last 3", "1")]
+    bc_final = next(r for r in result.final if r["agent"] == "bc")
+    assert float(paired[0]["difference"]) == pytest.approx(
+        tc_final["success_rate"] - bc_final["success_rate"])
     # Rerunning resumes: finished runs are not retrained, the outputs are identical.
     weights = (tmp_path / "models" / "tiny_tc_s1" / "last.pt").stat().st_mtime_ns
     again = study.main(args)
@@ -70,6 +79,27 @@ def test_summary_across_seeds():
     assert table["tc"]["oracle_success_rate"] == pytest.approx(0.8)
     assert "oracle_success_rate" not in table["bc"]
     assert math.isnan(mean_interval([0.3])[1])
+
+
+def test_paired_differences_by_seed():
+    def curve(agent, seed, rates):
+        return [{"agent": agent, "seed": str(seed), "frames": str(frames), "success_rate": str(r)}
+                for frames, r in zip((300, 200, 100, 400), rates)]  # unordered, as strings
+    # frames 300, 200, 100, 400 -> in order: rates[2], rates[1], rates[0], rates[3]
+    curves = (curve("tc", 1, (0.6, 0.5, 0.4, 0.7)) + curve("tc", 2, (0.5, 0.5, 0.5, 0.8))
+              + curve("bc", 1, (0.5, 0.5, 0.5, 0.6)) + curve("bc", 2, (0.6, 0.4, 0.4, 0.6))
+              + curve("bc", 3, (0.9, 0.9, 0.9, 0.9)))  # no TC seed 3: not paired
+    rows = {row["measure"]: row for row in paired_differences(curves, last=3)}
+    final, last3 = rows["final"], rows["mean of last 3"]
+    assert final["comparison"] == "tc - bc" and final["seeds"] == 2
+    # final: 0.7 - 0.6 = 0.1 and 0.8 - 0.6 = 0.2
+    assert final["difference"] == pytest.approx(0.15)
+    assert final["half_width"] == pytest.approx(12.706 * stdev([0.1, 0.2]) / math.sqrt(2))
+    # last 3 (frames 200, 300, 400): tc 0.6, 0.6; bc 0.5333, 0.5333 -> +0.0667 twice
+    assert last3["difference"] == pytest.approx(0.2 / 3)
+    assert last3["half_width"] == pytest.approx(0.0)
+    assert final["per_seed"] == "+0.100 +0.200"
+    assert paired_differences(curve("bc", 1, (0.5,) * 4)) == []  # no TC runs: nothing
 
 
 def test_bad_budget_is_a_clear_error(tmp_path):

@@ -14,6 +14,8 @@ are a content-addressed stage. Outputs, in <storage>/reports/<name>/:
 
     study.csv    one row per agent, seed and evaluation point (frames, success, interval)
     final.csv    one row per agent and seed at the end: own-thought and oracle success
+    differences.csv  TC minus each other agent, paired by seed: at the final evaluation
+                 and averaged over the last evaluations (mean, 95% interval, per seed)
     study.png    success vs frames, mean over seeds with a band (min..max over seeds)
     README.md    the final table (mean over seeds, 95% interval across seeds) and commands
 """
@@ -53,6 +55,10 @@ AGENTS = ("tc", "bc", "tc_nothought")
 tc_nothought: the TC architecture with the thought loss removed (sg-coef 0) and no teacher
 forcing: its lower level reads only its own upper level's thoughts, so no thought of the bot
 reaches its training (with teacher forcing the bot's thoughts would still be an input)."""
+
+LAST_EVALUATIONS = 3
+"""The steadier of the two paired measures averages each run's last evaluations (one
+evaluation of 100 levels moves by several points between neighbouring epochs)."""
 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
          9: 2.262, 10: 2.228}
@@ -149,6 +155,7 @@ class StudyResult:
     curves: list[dict]
     final: list[dict]
     table: list[dict]
+    differences: list[dict]
     outputs: dict[str, Path]
 
 
@@ -205,14 +212,17 @@ def run_study(config: StudyConfig) -> StudyResult:
     curves = [row for curve in run_curves for row in curve]
     final = [_final(run, curve, root, config) for run, curve in zip(runs, run_curves)]
     table = summarize_agents(final)
+    differences = paired_differences(curves)
     outputs = {"curves": report / "study.csv", "final": report / "final.csv",
+               "differences": report / "differences.csv",
                "figure": report / "study.png", "report": report / "README.md"}
     write_csv(outputs["curves"], curves)
     write_csv(outputs["final"], final)
+    write_csv(outputs["differences"], differences)
     plot_study(curves, outputs["figure"], title=f"{config.env}: {config.episodes} demos, "
                                                 f"{len(runs) // len(config.agents)} seed(s)")
-    storage.atomic_write_text(outputs["report"], _markdown(config, runs, table))
-    return StudyResult(curves, final, table, outputs)
+    storage.atomic_write_text(outputs["report"], _markdown(config, runs, table, differences))
+    return StudyResult(curves, final, table, differences, outputs)
 
 
 def _train_all(runs: list[StudyRun], root: Path, workers: int) -> None:
@@ -309,6 +319,39 @@ def summarize_agents(final: list[dict]) -> list[dict]:
     return table
 
 
+def paired_differences(curves: list[dict], reference: str = "tc",
+                       last: int = LAST_EVALUATIONS) -> list[dict]:
+    """`reference` minus every other agent, seed by seed, with a 95% t-interval.
+
+    Runs of the same seed share the demos, their order and the evaluation levels, so the
+    difference within a seed removes what those contribute to both; the interval is across
+    seeds. Two measures: the final evaluation, and the mean of each run's last `last`
+    evaluations (steadier). Only seeds that both agents finished are paired.
+    """
+    by_run: dict[tuple[str, int], list[float]] = {}
+    for row in sorted(curves, key=lambda r: (r["agent"], int(r["seed"]), int(r["frames"]))):
+        rates = by_run.setdefault((row["agent"], int(row["seed"])), [])
+        rates.append(float(row["success_rate"]))
+    agents = list(dict.fromkeys(row["agent"] for row in curves))
+    rows = []
+    for other in (agent for agent in agents if agent != reference):
+        seeds = sorted(seed for agent, seed in by_run
+                       if agent == other and (reference, seed) in by_run)
+        if reference not in agents or not seeds:
+            continue
+        measures = {"final": lambda rates: rates[-1],
+                    f"mean of last {last}": lambda rates: mean(rates[-last:])}
+        for measure, reduce in measures.items():
+            values = [reduce(by_run[reference, seed]) - reduce(by_run[other, seed])
+                      for seed in seeds]
+            difference, half_width = mean_interval(values)
+            rows.append({"comparison": f"{reference} - {other}", "measure": measure,
+                         "seeds": len(seeds), "difference": difference,
+                         "half_width": half_width,
+                         "per_seed": " ".join(f"{value:+.3f}" for value in values)})
+    return rows
+
+
 def mean_interval(values: list[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95% Student-t interval (nan for one value)."""
     if len(values) < 2:
@@ -332,10 +375,25 @@ def format_table(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _markdown(config: StudyConfig, runs: list[StudyRun], table: list[dict]) -> str:
+def format_differences(differences: list[dict]) -> str:
+    lines = ["| comparison | measure | seeds | difference (points, ± 95% across seeds) "
+             "| per seed |", "| --- | --- | --- | --- | --- |"]
+    for row in differences:
+        half = row["half_width"]
+        spread = "" if math.isnan(half) else f" ± {100 * half:.1f}"
+        per_seed = ", ".join(f"{100 * float(v):+.1f}" for v in row["per_seed"].split())
+        lines.append(f"| {row['comparison']} | {row['measure']} | {row['seeds']} | "
+                     f"{100 * row['difference']:+.1f}{spread} | {per_seed} |")
+    return "\n".join(lines)
+
+
+def _markdown(config: StudyConfig, runs: list[StudyRun], table: list[dict],
+              differences: list[dict]) -> str:
     settings = json.dumps({k: (list(v) if isinstance(v, tuple) else v)
                            for k, v in asdict(config).items() if k != "storage"})
     commands = "\n".join("python -m " + " ".join([run.module, *run.args]) for run in runs)
+    paired = (f"Paired by seed (differences.csv):\n\n{format_differences(differences)}\n\n"
+              if differences else "")
     return (f"# Study `{config.name}`\n\n![success vs frames](study.png)\n\n"
-            f"{format_table(table)}\n\nSettings: `{settings}`\n\n"
+            f"{format_table(table)}\n\n{paired}Settings: `{settings}`\n\n"
             f"Training commands:\n\n```\n{commands}\n```\n")
