@@ -7,8 +7,9 @@ from statistics import stdev
 
 import pytest
 
-from babyai.commands import study
+from babyai.commands import evaluate, study
 from babyai.common.errors import UserError
+from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.pipeline.study import (StudyConfig, mean_interval, paired_differences, plan_runs,
                                    summarize_agents)
 
@@ -19,7 +20,7 @@ TINY = ["--name", "tiny", "--env", "BabyAI-GoToLocal-v0", "--agents", "tc,bc", "
 
 
 def test_tiny_study_end_to_end_and_resume(tmp_path):
-    args = TINY + ["--storage", str(tmp_path)]
+    args = TINY + ["--final-episodes", "5", "--storage", str(tmp_path)]
     result = study.main(args)
     report = tmp_path / "reports" / "tiny"
     with open(report / "study.csv", newline="") as handle:
@@ -33,13 +34,23 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     assert 0 <= tc_final["oracle_success_rate"] <= 1  # the oracle bound of the TC run
     assert (report / "study.png").stat().st_size > 1000
     assert "| tc | 1 |" in (report / "README.md").read_text()
+    # The larger final evaluation plays the levels `tc-evaluate` plays from the same seed.
+    for row in result.final:
+        summary = evaluate.main(["--env", "BabyAI-GoToLocal-v0", "--model", str(
+            tmp_path / "models" / f"tiny_{row['agent']}_s1" / "last.pt"), "--episodes", "5",
+            "--first-seed", str(TRAINER_VALIDATION_START), "--no-thought-agreement"])
+        assert row["final_eval_success_rate"] == next(iter(summary.values()))["success_rate"]
     with open(report / "differences.csv", newline="") as handle:
         paired = list(csv.DictReader(handle))
     assert [(r["comparison"], r["measure"], r["seeds"]) for r in paired] == [
-        ("tc - bc", "final", "1"), ("tc - bc", "mean of last 3", "1")]
+        ("tc - bc", "final", "1"), ("tc - bc", "mean of last 3", "1"),
+        ("tc - bc", "5 levels", "1")]
     bc_final = next(r for r in result.final if r["agent"] == "bc")
     assert float(paired[0]["difference"]) == pytest.approx(
         tc_final["success_rate"] - bc_final["success_rate"])
+    assert float(paired[2]["difference"]) == pytest.approx(
+        tc_final["final_eval_success_rate"] - bc_final["final_eval_success_rate"])
+    assert "5-level success" in (report / "README.md").read_text()
     # Rerunning resumes: finished runs are not retrained, the outputs are identical.
     weights = (tmp_path / "models" / "tiny_tc_s1" / "last.pt").stat().st_mtime_ns
     again = study.main(args)
@@ -100,6 +111,11 @@ def test_paired_differences_by_seed():
     assert last3["half_width"] == pytest.approx(0.0)
     assert final["per_seed"] == "+0.100 +0.200"
     assert paired_differences(curve("bc", 1, (0.5,) * 4)) == []  # no TC runs: nothing
+    final = [{"agent": a, "seed": seed, "final_episodes": 300, "final_eval_success_rate": rate}
+             for a, seed, rate in (("tc", 1, 0.7), ("tc", 2, 0.6), ("bc", 1, 0.5), ("bc", 2, ""))]
+    larger = paired_differences(curves, final)[-1]  # bc seed 2 has no such evaluation
+    assert (larger["measure"], larger["seeds"]) == ("300 levels", 1)
+    assert larger["difference"] == pytest.approx(0.2) and math.isnan(larger["half_width"])
 
 
 def test_bad_budget_is_a_clear_error(tmp_path):

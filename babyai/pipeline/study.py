@@ -30,6 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import mean, stdev
+from typing import Sequence
 
 import torch
 
@@ -115,6 +116,10 @@ class StudyConfig:
     """What TC's thought history reads in training (the trainer's --history-thoughts)."""
     oracle: bool = True
     """After training, also play each TC run's final weights with the bot's thoughts."""
+    final_episodes: int = field(default=0, metadata={"type": non_negative_int})
+    """After training, also play each run's final weights on this many levels (from the
+    evaluations' first seed, so they include the --eval-episodes ones): a larger sample
+    than one evaluation's (about ± 5 points per run at 300 levels); 0: off."""
     workers: int = field(default=2, metadata={"type": positive_int})
     """Training processes at a time, one torch thread each."""
     storage: Path | None = None
@@ -212,7 +217,7 @@ def run_study(config: StudyConfig) -> StudyResult:
     curves = [row for curve in run_curves for row in curve]
     final = [_final(run, curve, root, config) for run, curve in zip(runs, run_curves)]
     table = summarize_agents(final)
-    differences = paired_differences(curves)
+    differences = paired_differences(curves, final)
     outputs = {"curves": report / "study.csv", "final": report / "final.csv",
                "differences": report / "differences.csv",
                "figure": report / "study.png", "report": report / "README.md"}
@@ -269,36 +274,44 @@ def _curve(run: StudyRun, root: Path, episodes: int) -> list[dict]:
 
 
 def _final(run: StudyRun, curve: list[dict], root: Path, config: StudyConfig) -> dict:
-    """The last evaluation point of a run, plus its oracle-thought success (TC runs)."""
+    """The last evaluation point of a run, its oracle-thought success (TC runs) and its
+    success on --final-episodes levels."""
     if not curve:
         raise UserError(f"{run.name} has no evaluation in its log.csv")
     row = {"agent": run.agent, "seed": run.seed, "frames": curve[-1]["frames"],
            "success_rate": curve[-1]["success_rate"], "oracle_success_rate": "",
+           "final_episodes": config.final_episodes, "final_eval_success_rate": "",
            "thought_match": curve[-1]["thought_match"]}
     if config.oracle and run.agent != "bc":
-        row["oracle_success_rate"] = oracle_success(run, root, config)
+        row["oracle_success_rate"] = replay_success(run, root, config, config.eval_episodes,
+                                                    "oracle", "oracle.json")
+    if config.final_episodes:
+        row["final_eval_success_rate"] = replay_success(run, root, config, config.final_episodes,
+                                                        "none", "final_eval.json")
     return row
 
 
-def oracle_success(run: StudyRun, root: Path, config: StudyConfig) -> float:
-    """Success of the run's final weights with the bot's thoughts on the evaluation levels.
+def replay_success(run: StudyRun, root: Path, config: StudyConfig, episodes: int,
+                   ablation: str, cache_name: str) -> float:
+    """Success of the run's final weights on `episodes` levels from the evaluations' first
+    seed, its lower level reading `ablation` thoughts (as `tc-evaluate` plays them).
 
     Cached in the run directory, keyed by the checkpoint's size and modification time, the
     evaluation settings and the oracle's version, so a rerun is free.
     """
     path = storage.checkpoint_path(run.name, root, which="last")
-    cache = storage.model_dir(run.name, root) / "oracle.json"
-    key = [path.stat().st_size, path.stat().st_mtime_ns, config.eval_episodes, config.eval_argmax,
+    cache = storage.model_dir(run.name, root) / cache_name
+    key = [path.stat().st_size, path.stat().st_mtime_ns, episodes, config.eval_argmax,
            ORACLE_VERSION]
     if cache.is_file():
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
             return saved["success_rate"]
     loaded = load_agent(path, root)
-    seeds = range(TRAINER_VALIDATION_START, TRAINER_VALIDATION_START + config.eval_episodes)
+    seeds = range(TRAINER_VALIDATION_START, TRAINER_VALIDATION_START + episodes)
     with torch_threads(1):
         records = run_episodes(loaded.agent, loaded.vocab, config.env, list(seeds),
-                               RolloutOptions(argmax=config.eval_argmax, thought_ablation="oracle"))
+                               RolloutOptions(argmax=config.eval_argmax, thought_ablation=ablation))
     rate = summarize_success(records).success_rate
     storage.atomic_write_text(cache, json.dumps({"key": key, "success_rate": rate}) + "\n")
     return rate
@@ -310,8 +323,8 @@ def summarize_agents(final: list[dict]) -> list[dict]:
     for agent in dict.fromkeys(row["agent"] for row in final):
         rows = [row for row in final if row["agent"] == agent]
         entry = {"agent": agent, "seeds": len(rows), "frames": rows[0]["frames"]}
-        for key in ("success_rate", "oracle_success_rate"):
-            values = [float(row[key]) for row in rows if row[key] != ""]
+        for key in ("success_rate", "oracle_success_rate", "final_eval_success_rate"):
+            values = [float(row[key]) for row in rows if row.get(key, "") != ""]
             if values:
                 entry[key], entry[key + "_half_width"] = mean_interval(values)
                 entry[key + "_per_seed"] = values
@@ -319,30 +332,37 @@ def summarize_agents(final: list[dict]) -> list[dict]:
     return table
 
 
-def paired_differences(curves: list[dict], reference: str = "tc",
+def paired_differences(curves: list[dict], final: Sequence[dict] = (), reference: str = "tc",
                        last: int = LAST_EVALUATIONS) -> list[dict]:
     """`reference` minus every other agent, seed by seed, with a 95% t-interval.
 
     Runs of the same seed share the demos, their order and the evaluation levels, so the
     difference within a seed removes what those contribute to both; the interval is across
-    seeds. Two measures: the final evaluation, and the mean of each run's last `last`
-    evaluations (steadier). Only seeds that both agents finished are paired.
+    seeds. Measures: the final evaluation, the mean of each run's last `last` evaluations
+    (steadier), and the --final-episodes evaluation where `final` has it. Only seeds that
+    both agents finished are paired.
     """
+    measures: dict[str, dict[tuple[str, int], float]] = {"final": {}, f"mean of last {last}": {}}
     by_run: dict[tuple[str, int], list[float]] = {}
     for row in sorted(curves, key=lambda r: (r["agent"], int(r["seed"]), int(r["frames"]))):
-        rates = by_run.setdefault((row["agent"], int(row["seed"])), [])
-        rates.append(float(row["success_rate"]))
+        by_run.setdefault((row["agent"], int(row["seed"])), []).append(float(row["success_rate"]))
+    for run, rates in by_run.items():
+        measures["final"][run] = rates[-1]
+        measures[f"mean of last {last}"][run] = mean(rates[-last:])
+    for row in final:
+        if row.get("final_eval_success_rate", "") != "":
+            measure = f"{int(row['final_episodes'])} levels"
+            measures.setdefault(measure, {})[row["agent"], int(row["seed"])] = float(
+                row["final_eval_success_rate"])
     agents = list(dict.fromkeys(row["agent"] for row in curves))
     rows = []
     for other in (agent for agent in agents if agent != reference):
-        seeds = sorted(seed for agent, seed in by_run
-                       if agent == other and (reference, seed) in by_run)
-        if reference not in agents or not seeds:
-            continue
-        measures = {"final": lambda rates: rates[-1],
-                    f"mean of last {last}": lambda rates: mean(rates[-last:])}
-        for measure, reduce in measures.items():
-            values = [reduce(by_run[reference, seed]) - reduce(by_run[other, seed])
+        for measure, values_by_run in measures.items():
+            seeds = sorted(seed for agent, seed in values_by_run
+                           if agent == other and (reference, seed) in values_by_run)
+            if not seeds:
+                continue
+            values = [values_by_run[reference, seed] - values_by_run[other, seed]
                       for seed in seeds]
             difference, half_width = mean_interval(values)
             rows.append({"comparison": f"{reference} - {other}", "measure": measure,
@@ -359,9 +379,11 @@ def mean_interval(values: list[float]) -> tuple[float, float]:
     return mean(values), T_975.get(len(values) - 1, 1.96) * stdev(values) / math.sqrt(len(values))
 
 
-def format_table(table: list[dict]) -> str:
+def format_table(table: list[dict], final_episodes: int = 0) -> str:
+    larger = f" {final_episodes}-level success |" if final_episodes else ""
     lines = ["| agent | seeds | frames | final success (mean ± 95% across seeds) | per seed "
-             "| oracle-thought success |", "| --- | --- | --- | --- | --- | --- |"]
+             f"| oracle-thought success |{larger}",
+             "| --- | --- | --- | --- | --- | --- |" + (" --- |" if larger else "")]
     for entry in table:
         def cell(key: str) -> str:
             if key not in entry:
@@ -371,7 +393,8 @@ def format_table(table: list[dict]) -> str:
             return f"{100 * entry[key]:.1f}%{spread}"
         per_seed = ", ".join(f"{100 * v:.0f}" for v in entry.get("success_rate_per_seed", []))
         lines.append(f"| {entry['agent']} | {entry['seeds']} | {entry['frames']:,} | "
-                     f"{cell('success_rate')} | {per_seed} | {cell('oracle_success_rate')} |")
+                     f"{cell('success_rate')} | {per_seed} | {cell('oracle_success_rate')} |"
+                     + (f" {cell('final_eval_success_rate')} |" if larger else ""))
     return "\n".join(lines)
 
 
@@ -395,5 +418,5 @@ def _markdown(config: StudyConfig, runs: list[StudyRun], table: list[dict],
     paired = (f"Paired by seed (differences.csv):\n\n{format_differences(differences)}\n\n"
               if differences else "")
     return (f"# Study `{config.name}`\n\n![success vs frames](study.png)\n\n"
-            f"{format_table(table)}\n\n{paired}Settings: `{settings}`\n\n"
+            f"{format_table(table, config.final_episodes)}\n\n{paired}Settings: `{settings}`\n\n"
             f"Training commands:\n\n```\n{commands}\n```\n")
