@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+import pickle
 from statistics import stdev
 
 import pytest
@@ -10,8 +11,8 @@ import pytest
 from babyai.commands import evaluate, study
 from babyai.common.errors import UserError
 from babyai.common.seeds import TRAINER_VALIDATION_START
-from babyai.pipeline.study import (StudyConfig, mean_interval, paired_differences, plan_runs,
-                                   summarize_agents)
+from babyai.pipeline.study import (StudyConfig, mean_interval, ood_groups, paired_differences,
+                                   plan_runs, summarize_agents)
 
 TINY = ["--name", "tiny", "--env", "BabyAI-GoToLocal-v0", "--agents", "tc,bc", "--seeds", "1",
         "--episodes", "12", "--valid-episodes", "3", "--frames", "300", "--eval-every", "150",
@@ -20,7 +21,12 @@ TINY = ["--name", "tiny", "--env", "BabyAI-GoToLocal-v0", "--agents", "tc,bc", "
 
 
 def test_tiny_study_end_to_end_and_resume(tmp_path):
-    args = TINY + ["--final-episodes", "5", "--storage", str(tmp_path)]
+    levels = tmp_path / "ood.pkl"  # the original's structure: kind -> bin -> seed -> info
+    with open(levels, "wb") as handle:
+        pickle.dump({"demo": {25: {901: None}},
+                     "mission": {1: {901: None, 902: None}, 6: {903: None}}}, handle)
+    args = TINY + ["--final-episodes", "5", "--ood-levels", str(levels),
+                   "--storage", str(tmp_path)]
     result = study.main(args)
     report = tmp_path / "reports" / "tiny"
     with open(report / "study.csv", newline="") as handle:
@@ -44,13 +50,24 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
         paired = list(csv.DictReader(handle))
     assert [(r["comparison"], r["measure"], r["seeds"]) for r in paired] == [
         ("tc - bc", "final", "1"), ("tc - bc", "mean of last 3", "1"),
-        ("tc - bc", "5 levels", "1")]
+        ("tc - bc", "5 levels", "1"), ("tc - bc", "OOD mission bins 1", "1"),
+        ("tc - bc", "OOD mission bins 6", "1")]
+    # Every run played every bin of the level set; TC's thoughts were compared with the bot's.
+    with open(report / "ood.csv", newline="") as handle:
+        ood = list(csv.DictReader(handle))
+    assert sorted((r["agent"], r["diff_type"], r["diff"], r["episodes"]) for r in ood) == [
+        ("bc", "demo", "25", "1"), ("bc", "mission", "1", "2"), ("bc", "mission", "6", "1"),
+        ("tc", "demo", "25", "1"), ("tc", "mission", "1", "2"), ("tc", "mission", "6", "1")]
+    assert all((r["thought_match"] != "") == (r["agent"] == "tc") for r in ood)
+    easy = [float(r["success_rate"]) for r in ood if r["agent"] == "tc" and r["diff"] == "1"]
+    assert tc_final["ood_easy_success_rate"] == pytest.approx(easy[0])
     bc_final = next(r for r in result.final if r["agent"] == "bc")
     assert float(paired[0]["difference"]) == pytest.approx(
         tc_final["success_rate"] - bc_final["success_rate"])
     assert float(paired[2]["difference"]) == pytest.approx(
         tc_final["final_eval_success_rate"] - bc_final["final_eval_success_rate"])
-    assert "5-level success" in (report / "README.md").read_text()
+    text = (report / "README.md").read_text()
+    assert "5-level success" in text and "OOD bins 6" in text and "| bin 1 | bin 6 |" in text
     # Rerunning resumes: finished runs are not retrained, the outputs are identical.
     weights = (tmp_path / "models" / "tiny_tc_s1" / "last.pt").stat().st_mtime_ns
     again = study.main(args)
@@ -118,6 +135,19 @@ def test_paired_differences_by_seed():
     assert larger["difference"] == pytest.approx(0.2) and math.isnan(larger["half_width"])
 
 
+def test_ood_groups_pool_the_mission_bins():
+    bins = [{"diff_type": "demo", "diff": "25", "episodes": 10, "success_rate": 0.0},
+            {"diff_type": "mission", "diff": "2", "episodes": 20, "success_rate": 0.5},
+            {"diff_type": "mission", "diff": "4", "episodes": 10, "success_rate": 0.8},
+            {"diff_type": "mission", "diff": "5", "episodes": 20, "success_rate": 0.25},
+            {"diff_type": "mission", "diff": "9", "episodes": 20, "success_rate": 0.75}]
+    groups = ood_groups(bins, hard_from=5)
+    assert groups["ood_easy_bins"] == "2-4" and groups["ood_hard_bins"] == "5-9"
+    assert groups["ood_easy_success_rate"] == pytest.approx((10 + 8) / 30)  # pooled episodes
+    assert groups["ood_hard_success_rate"] == pytest.approx(0.5)
+    assert ood_groups(bins[:3], hard_from=5)["ood_hard_success_rate"] == ""
+
+
 def test_bad_budget_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="eval-every"):
         study.main(["--frames", "100", "--eval-every", "200", "--storage", str(tmp_path)])
@@ -125,3 +155,7 @@ def test_bad_budget_is_a_clear_error(tmp_path):
         study.main(["--agents", "tc,dqn", "--storage", str(tmp_path)])
     with pytest.raises(UserError, match="no effect"):  # a floor under always-on forcing
         study.main(["--tf-fraction", "1", "--tf-floor", "0.5", "--storage", str(tmp_path)])
+    with pytest.raises(UserError, match="missing.pkl"):  # before any demos or training
+        study.main(TINY + ["--ood-levels", str(tmp_path / "missing.pkl"),
+                           "--storage", str(tmp_path)])
+    assert not (tmp_path / "demos").exists()

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> StudyResult:
     config = flags.config_from_args(StudyConfig, build_parser().parse_args(argv))
     check_level(config.env)
     result = run_study(config)
-    print(format_table(result.table, config.final_episodes))
+    print(format_table(result.table))
     if result.differences:
         print("\npaired by seed:\n" + format_differences(result.differences))
     print("\nwrote " + ", ".join(str(path) for path in result.outputs.values()))

@@ -15,7 +15,10 @@ are a content-addressed stage. Outputs, in <storage>/reports/<name>/:
     study.csv    one row per agent, seed and evaluation point (frames, success, interval)
     final.csv    one row per agent and seed at the end: own-thought and oracle success
     differences.csv  TC minus each other agent, paired by seed: at the final evaluation
-                 and averaged over the last evaluations (mean, 95% interval, per seed)
+                 and averaged over the last evaluations (mean, 95% interval, per seed);
+                 with --final-episodes and --ood-levels, on those evaluations too
+    ood.csv      with --ood-levels: every run's success per bin of the level set (and, for
+                 TC, how often its thought is the bot's); ood/<run>/ holds each evaluation
     study.png    success vs frames, mean over seeds with a band (min..max over seeds)
     README.md    the final table (mean over seeds, 95% interval across seeds) and commands
 """
@@ -43,7 +46,10 @@ from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
 from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.demos.files import read_demo_file
-from babyai.evaluation.stats import summarize_success, wilson_interval
+from babyai.evaluation.checks import check_level_set_env
+from babyai.evaluation.levels import read_level_set
+from babyai.evaluation.ood import LevelEvalConfig, evaluate_level_set
+from babyai.evaluation.stats import label_order, summarize_success, wilson_interval
 from babyai.evaluation.writers import write_csv
 from babyai.pipeline.stages import Stage, StageRunner
 from babyai.reports.curves import read_log
@@ -120,6 +126,13 @@ class StudyConfig:
     """After training, also play each run's final weights on this many levels (from the
     evaluations' first seed, so they include the --eval-episodes ones): a larger sample
     than one evaluation's (about ± 5 points per run at 300 levels); 0: off."""
+    ood_levels: Path | None = None
+    """A level set drawn from --env (tc-make-levels; a name under <storage>/levels or a
+    path): after training, every run's final weights play it (tc-evaluate-levels, TC with
+    --thought-agreement), compared on the mission bins below and from --ood-hard-from."""
+    ood_hard_from: int = field(default=5, metadata={"type": positive_int})
+    """First cognitive-difficulty (mission) bin of the hard group (the paper's gap widens
+    with the mission's difficulty)."""
     workers: int = field(default=2, metadata={"type": positive_int})
     """Training processes at a time, one torch thread each."""
     storage: Path | None = None
@@ -201,6 +214,7 @@ def run_study(config: StudyConfig) -> StudyResult:
     """Demos, every training run (in parallel), the oracle bound, then the report."""
     config.check()
     root = storage.storage_root(config.storage)
+    ood_levels = _ood_levels(config, root)  # a bad level set fails before any training
     report = storage.ensure_writable_dir(storage.report_dir(config.name, root))
     demos = storage.demos_path(config.name, root)
     StageRunner(report / "stages.json").run(Stage(
@@ -216,6 +230,12 @@ def run_study(config: StudyConfig) -> StudyResult:
     run_curves = [_curve(run, root, config.eval_episodes) for run in runs]
     curves = [row for curve in run_curves for row in curve]
     final = [_final(run, curve, root, config) for run, curve in zip(runs, run_curves)]
+    ood_rows: list[dict] = []
+    if ood_levels is not None:
+        for run, row in zip(runs, final):
+            bins = ood_bins(run, root, config, ood_levels, report / "ood" / run.name)
+            row.update(ood_groups(bins, config.ood_hard_from))
+            ood_rows += [{"agent": run.agent, "seed": run.seed, **item} for item in bins]
     table = summarize_agents(final)
     differences = paired_differences(curves, final)
     outputs = {"curves": report / "study.csv", "final": report / "final.csv",
@@ -224,9 +244,13 @@ def run_study(config: StudyConfig) -> StudyResult:
     write_csv(outputs["curves"], curves)
     write_csv(outputs["final"], final)
     write_csv(outputs["differences"], differences)
+    if ood_rows:
+        outputs["ood"] = report / "ood.csv"
+        write_csv(outputs["ood"], ood_rows)
     plot_study(curves, outputs["figure"], title=f"{config.env}: {config.episodes} demos, "
                                                 f"{len(runs) // len(config.agents)} seed(s)")
-    storage.atomic_write_text(outputs["report"], _markdown(config, runs, table, differences))
+    storage.atomic_write_text(outputs["report"],
+                              _markdown(config, runs, table, differences, ood_rows))
     return StudyResult(curves, final, table, differences, outputs)
 
 
@@ -317,13 +341,60 @@ def replay_success(run: StudyRun, root: Path, config: StudyConfig, episodes: int
     return rate
 
 
+def _ood_levels(config: StudyConfig, root: Path) -> Path | None:
+    """The --ood-levels file, checked against --env (None without the flag)."""
+    if config.ood_levels is None:
+        return None
+    path = Path(config.ood_levels)
+    if not path.exists():
+        path = storage.levels_path(config.ood_levels, root)
+    check_level_set_env(read_level_set(path), path, config.env)
+    return path
+
+
+def ood_bins(run: StudyRun, root: Path, config: StudyConfig, levels: Path,
+             out: Path) -> list[dict]:
+    """The run's final weights on every bin of the level set (`tc-evaluate-levels`; its
+    finished chunks are kept in `out`, so a rerun is free)."""
+    result = evaluate_level_set(LevelEvalConfig(
+        env=config.env, models=[str(storage.checkpoint_path(run.name, root, which="last"))],
+        levels_path=levels, storage=root, out=out, argmax=config.eval_argmax,
+        thought_agreement=run.agent == "tc"))
+    return [{"diff_type": row.diff_type, "diff": row.diff, "episodes": row.episodes,
+             "success_rate": row.success_rate,
+             "thought_match": "" if row.thought_match is None else row.thought_match}
+            for row in result.rows if row.episodes]
+
+
+def ood_groups(bins: list[dict], hard_from: int) -> dict:
+    """Success pooled over the mission bins below `hard_from` and from it on (the columns
+    `ood_easy_*` and `ood_hard_*` of final.csv, with the bins' labels)."""
+    groups: dict[str, list[dict]] = {"easy": [], "hard": []}
+    for item in bins:
+        if item["diff_type"] == "mission" and str(item["diff"]).isdigit():
+            groups["hard" if int(item["diff"]) >= hard_from else "easy"].append(item)
+    row = {}
+    for group, items in groups.items():
+        episodes = sum(item["episodes"] for item in items)
+        labels = sorted(int(item["diff"]) for item in items)
+        span = f"{labels[0]}-{labels[-1]}" if len(labels) > 1 else "".join(map(str, labels))
+        row[f"ood_{group}_bins"] = span
+        row[f"ood_{group}_success_rate"] = (
+            sum(item["success_rate"] * item["episodes"] for item in items) / episodes
+            if episodes else "")
+    return row
+
+
 def summarize_agents(final: list[dict]) -> list[dict]:
     """Per agent: mean final success over seeds with a 95% t-interval across seeds."""
     table = []
     for agent in dict.fromkeys(row["agent"] for row in final):
         rows = [row for row in final if row["agent"] == agent]
-        entry = {"agent": agent, "seeds": len(rows), "frames": rows[0]["frames"]}
-        for key in ("success_rate", "oracle_success_rate", "final_eval_success_rate"):
+        entry = {"agent": agent, "seeds": len(rows), "frames": rows[0]["frames"],
+                 **{key: rows[0][key] for key in ("final_episodes", "ood_easy_bins",
+                                                   "ood_hard_bins") if key in rows[0]}}
+        for key in ("success_rate", "oracle_success_rate", "final_eval_success_rate",
+                    "ood_easy_success_rate", "ood_hard_success_rate"):
             values = [float(row[key]) for row in rows if row.get(key, "") != ""]
             if values:
                 entry[key], entry[key + "_half_width"] = mean_interval(values)
@@ -350,10 +421,14 @@ def paired_differences(curves: list[dict], final: Sequence[dict] = (), reference
         measures["final"][run] = rates[-1]
         measures[f"mean of last {last}"][run] = mean(rates[-last:])
     for row in final:
+        run = (row["agent"], int(row["seed"]))
         if row.get("final_eval_success_rate", "") != "":
             measure = f"{int(row['final_episodes'])} levels"
-            measures.setdefault(measure, {})[row["agent"], int(row["seed"])] = float(
-                row["final_eval_success_rate"])
+            measures.setdefault(measure, {})[run] = float(row["final_eval_success_rate"])
+        for group in ("easy", "hard"):
+            if row.get(f"ood_{group}_success_rate", "") != "":
+                measure = f"OOD mission bins {row[f'ood_{group}_bins']}"
+                measures.setdefault(measure, {})[run] = float(row[f"ood_{group}_success_rate"])
     agents = list(dict.fromkeys(row["agent"] for row in curves))
     rows = []
     for other in (agent for agent in agents if agent != reference):
@@ -379,11 +454,19 @@ def mean_interval(values: list[float]) -> tuple[float, float]:
     return mean(values), T_975.get(len(values) - 1, 1.96) * stdev(values) / math.sqrt(len(values))
 
 
-def format_table(table: list[dict], final_episodes: int = 0) -> str:
-    larger = f" {final_episodes}-level success |" if final_episodes else ""
-    lines = ["| agent | seeds | frames | final success (mean ± 95% across seeds) | per seed "
-             f"| oracle-thought success |{larger}",
-             "| --- | --- | --- | --- | --- | --- |" + (" --- |" if larger else "")]
+def format_table(table: list[dict]) -> str:
+    """One line per agent: final success, per seed, oracle bound, and the optional larger
+    and out-of-distribution evaluations where the study ran them."""
+    columns = [("oracle_success_rate", lambda entry: "oracle-thought success")]
+    optional = [("final_eval_success_rate",
+                 lambda entry: f"{entry['final_episodes']}-level success"),
+                ("ood_easy_success_rate", lambda entry: f"OOD bins {entry['ood_easy_bins']}"),
+                ("ood_hard_success_rate", lambda entry: f"OOD bins {entry['ood_hard_bins']}")]
+    columns += [(key, title) for key, title in optional if any(key in e for e in table)]
+    titles = [title(next((entry for entry in table if key in entry), table[0]))
+              for key, title in columns]
+    lines = ["| agent | seeds | frames | final success (mean ± 95% across seeds) | per seed | "
+             + " | ".join(titles) + " |", "| --- " * (5 + len(columns)) + "|"]
     for entry in table:
         def cell(key: str) -> str:
             if key not in entry:
@@ -393,8 +476,27 @@ def format_table(table: list[dict], final_episodes: int = 0) -> str:
             return f"{100 * entry[key]:.1f}%{spread}"
         per_seed = ", ".join(f"{100 * v:.0f}" for v in entry.get("success_rate_per_seed", []))
         lines.append(f"| {entry['agent']} | {entry['seeds']} | {entry['frames']:,} | "
-                     f"{cell('success_rate')} | {per_seed} | {cell('oracle_success_rate')} |"
-                     + (f" {cell('final_eval_success_rate')} |" if larger else ""))
+                     f"{cell('success_rate')} | {per_seed} | "
+                     + " | ".join(cell(key) for key, _ in columns) + " |")
+    return "\n".join(lines)
+
+
+def format_ood_table(ood_rows: list[dict]) -> str:
+    """Success per mission bin of the level set, mean over seeds (TC: and how often its
+    thought is the bot's)."""
+    rows = [row for row in ood_rows if row["diff_type"] == "mission"]
+    bins = sorted(dict.fromkeys(str(row["diff"]) for row in rows), key=label_order)
+    lines = ["| agent | " + " | ".join(f"bin {b}" for b in bins) + " |",
+             "| --- " * (1 + len(bins)) + "|"]
+    for agent in dict.fromkeys(row["agent"] for row in rows):
+        for key, title in (("success_rate", agent), ("thought_match", f"{agent}: thought = bot's")):
+            cells = []
+            for label in bins:
+                values = [float(row[key]) for row in rows if row["agent"] == agent
+                          and str(row["diff"]) == label and row[key] != ""]
+                cells.append(f"{100 * mean(values):.0f}" if values else "–")
+            if any(cell != "–" for cell in cells):
+                lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -411,12 +513,15 @@ def format_differences(differences: list[dict]) -> str:
 
 
 def _markdown(config: StudyConfig, runs: list[StudyRun], table: list[dict],
-              differences: list[dict]) -> str:
+              differences: list[dict], ood_rows: list[dict]) -> str:
     settings = json.dumps({k: (list(v) if isinstance(v, tuple) else v)
-                           for k, v in asdict(config).items() if k != "storage"})
+                           for k, v in asdict(config).items() if k != "storage"}, default=str)
     commands = "\n".join("python -m " + " ".join([run.module, *run.args]) for run in runs)
     paired = (f"Paired by seed (differences.csv):\n\n{format_differences(differences)}\n\n"
               if differences else "")
+    if ood_rows:
+        paired += (f"Out of distribution, per cognitive-difficulty bin of `{config.ood_levels}` "
+                   f"(ood.csv; mean over seeds, %):\n\n{format_ood_table(ood_rows)}\n\n")
     return (f"# Study `{config.name}`\n\n![success vs frames](study.png)\n\n"
-            f"{format_table(table, config.final_episodes)}\n\n{paired}Settings: `{settings}`\n\n"
+            f"{format_table(table)}\n\n{paired}Settings: `{settings}`\n\n"
             f"Training commands:\n\n```\n{commands}\n```\n")
