@@ -75,6 +75,15 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     assert again.final == result.final
 
 
+def test_one_agent_study_has_no_pairs(tmp_path):
+    args = TINY + ["--agents", "bc", "--storage", str(tmp_path)]
+    result = study.main(args)
+    report = tmp_path / "reports" / "tiny"
+    assert result.differences == []
+    assert (report / "differences.csv").read_text().startswith("comparison,measure,seeds")
+    assert "Paired by seed" not in (report / "README.md").read_text()
+
+
 def test_plan_runs_share_demos_levels_and_frames(tmp_path):
     config = StudyConfig(agents=("tc", "bc", "tc_nothought"), seeds=2, frames=400_000,
                          eval_every=50_000, tf_fraction=0.25, tf_floor=0.5,

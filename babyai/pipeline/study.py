@@ -67,6 +67,8 @@ LAST_EVALUATIONS = 3
 """The steadier of the two paired measures averages each run's last evaluations (one
 evaluation of 100 levels moves by several points between neighbouring epochs)."""
 
+DIFFERENCE_FIELDS = ["comparison", "measure", "seeds", "difference", "half_width", "per_seed"]
+
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
          9: 2.262, 10: 2.228}
 """Student-t 97.5% quantiles by degrees of freedom (a 95% interval across a few seeds)."""
@@ -243,7 +245,7 @@ def run_study(config: StudyConfig) -> StudyResult:
                "figure": report / "study.png", "report": report / "README.md"}
     write_csv(outputs["curves"], curves)
     write_csv(outputs["final"], final)
-    write_csv(outputs["differences"], differences)
+    write_csv(outputs["differences"], differences, DIFFERENCE_FIELDS)  # empty: one agent
     if ood_rows:
         outputs["ood"] = report / "ood.csv"
         write_csv(outputs["ood"], ood_rows)
