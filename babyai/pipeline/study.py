@@ -213,7 +213,8 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
 
 
 def run_study(config: StudyConfig) -> StudyResult:
-    """Demos, every training run (in parallel), the oracle bound, then the report."""
+    """Demos, every training run (in parallel), the evaluations of the final weights
+    (oracle bound, --final-episodes, --ood-levels), then the report."""
     config.check()
     root = storage.storage_root(config.storage)
     ood_levels = _ood_levels(config, root)  # a bad level set fails before any training
@@ -412,8 +413,8 @@ def paired_differences(curves: list[dict], final: Sequence[dict] = (), reference
     Runs of the same seed share the demos, their order and the evaluation levels, so the
     difference within a seed removes what those contribute to both; the interval is across
     seeds. Measures: the final evaluation, the mean of each run's last `last` evaluations
-    (steadier), and the --final-episodes evaluation where `final` has it. Only seeds that
-    both agents finished are paired.
+    (steadier), and where `final` has them the --final-episodes evaluation and the two
+    groups of OOD mission bins. Only seeds that both agents finished are paired.
     """
     measures: dict[str, dict[tuple[str, int], float]] = {"final": {}, f"mean of last {last}": {}}
     by_run: dict[tuple[str, int], list[float]] = {}
@@ -491,7 +492,8 @@ def format_ood_table(ood_rows: list[dict]) -> str:
     lines = ["| agent | " + " | ".join(f"bin {b}" for b in bins) + " |",
              "| --- " * (1 + len(bins)) + "|"]
     for agent in dict.fromkeys(row["agent"] for row in rows):
-        for key, title in (("success_rate", agent), ("thought_match", f"{agent}: thought = bot's")):
+        for key, title in (("success_rate", agent),
+                           ("thought_match", f"{agent}: thought = bot's")):
             cells = []
             for label in bins:
                 values = [float(row[key]) for row in rows if row["agent"] == agent
