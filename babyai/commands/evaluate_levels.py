@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 from typing import Sequence
 
 from babyai.common import flags
 from babyai.common.cli import run
 from babyai.common.runtime import pick_device
-from babyai.common.storage import levels_path, report_dir, storage_root
+from babyai.common.storage import existing_levels_path, report_dir, storage_root
 from babyai.env.envs import check_level
 from babyai.evaluation.ood import (LevelEvalConfig, LevelEvalResult, evaluate_level_set,
                                    format_level_table)
@@ -39,9 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> LevelEvalConfig:
     config = flags.config_from_args(LevelEvalConfig, args)
     root = storage_root(config.storage)
-    levels = Path(config.levels_path)
-    if not levels.exists():
-        levels = levels_path(config.levels_path, root)
+    levels = existing_levels_path(config.levels_path, root)
     return dataclasses.replace(config, env=check_level(config.env), levels_path=levels,
                                storage=root, out=config.out or report_dir(levels.stem, root),
                                device=str(pick_device(config.device)))

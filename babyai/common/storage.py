@@ -78,6 +78,12 @@ def levels_path(name: str | os.PathLike, root: Path) -> Path:
     return resolve(name, root, "levels", ".pkl")
 
 
+def existing_levels_path(name: str | os.PathLike, root: Path) -> Path:
+    """A level set to read: `name` itself where that file exists (a bare `set.json` in the
+    working directory too), else `levels_path(name, root)`."""
+    return Path(name) if Path(name).exists() else levels_path(name, root)
+
+
 def report_dir(name: str | os.PathLike, root: Path) -> Path:
     """Directory of an evaluation's or pipeline's outputs: `root/reports/<name>`."""
     return root / "reports" / os.fspath(name)

@@ -348,9 +348,7 @@ def _ood_levels(config: StudyConfig, root: Path) -> Path | None:
     """The --ood-levels file, checked against --env (None without the flag)."""
     if config.ood_levels is None:
         return None
-    path = Path(config.ood_levels)
-    if not path.exists():
-        path = storage.levels_path(config.ood_levels, root)
+    path = storage.existing_levels_path(config.ood_levels, root)
     check_level_set_env(read_level_set(path), path, config.env)
     return path
 
