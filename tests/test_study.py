@@ -11,8 +11,8 @@ import pytest
 from babyai.commands import evaluate, study
 from babyai.common.errors import UserError
 from babyai.common.seeds import TRAINER_VALIDATION_START
-from babyai.pipeline.study import (StudyConfig, mean_interval, ood_groups, paired_differences,
-                                   plan_runs, summarize_agents)
+from babyai.pipeline.study import (StudyConfig, evaluate_runs, mean_interval, ood_groups,
+                                   paired_differences, plan_runs, summarize_agents)
 
 TINY = ["--name", "tiny", "--env", "BabyAI-GoToLocal-v0", "--agents", "tc,bc", "--seeds", "1",
         "--episodes", "12", "--valid-episodes", "3", "--frames", "300", "--eval-every", "150",
@@ -82,6 +82,22 @@ def test_one_agent_study_has_no_pairs(tmp_path):
     assert result.differences == []
     assert (report / "differences.csv").read_text().startswith("comparison,measure,seeds")
     assert "Paired by seed" not in (report / "README.md").read_text()
+
+
+def test_evaluations_in_parallel_match_one_process(tmp_path):
+    args = TINY + ["--agents", "bc", "--seeds", "2", "--final-episodes", "4",
+                   "--storage", str(tmp_path)]
+    parallel = study.main(args).final  # two runs: evaluated by two processes
+    for cache in (tmp_path / "models").glob("*/final_eval.json"):
+        cache.unlink()
+    assert study.main(args + ["--workers", "1"]).final == parallel
+
+
+def test_a_failed_evaluation_stops_the_study_with_its_error(tmp_path):
+    config = StudyConfig(agents=("bc",), seeds=2, storage=str(tmp_path), workers=2)
+    runs = plan_runs(config, 10.0, tmp_path)
+    with pytest.raises(UserError, match=r"study_bc_s[12] has no evaluation"):
+        evaluate_runs(runs, [[], []], tmp_path, config, None, tmp_path / "ood")
 
 
 def test_plan_runs_share_demos_levels_and_frames(tmp_path):

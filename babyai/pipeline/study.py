@@ -8,7 +8,8 @@ curves of all agents share their x-axis and their test levels. After training, e
 final weights also play those levels with the bot's thoughts (the oracle bound).
 
 Runs are separate processes with one torch thread each, `workers` at a time (on 2 cores,
-two processes of one thread beat one process of two). Everything resumes: finished runs
+two processes of one thread beat one process of two); so are the evaluations of their final
+weights. Everything resumes: finished runs
 are skipped by the trainer itself, a killed one continues from its last epoch, and the demos
 are a content-addressed stage. Outputs, in <storage>/reports/<name>/:
 
@@ -24,9 +25,11 @@ are a content-addressed stage. Outputs, in <storage>/reports/<name>/:
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import math
+import multiprocessing
 import subprocess
 import sys
 import time
@@ -232,13 +235,11 @@ def run_study(config: StudyConfig) -> StudyResult:
     _train_all(runs, root, config.workers)
     run_curves = [_curve(run, root, config.eval_episodes) for run in runs]
     curves = [row for curve in run_curves for row in curve]
-    final = [_final(run, curve, root, config) for run, curve in zip(runs, run_curves)]
-    ood_rows: list[dict] = []
-    if ood_levels is not None:
-        for run, row in zip(runs, final):
-            bins = ood_bins(run, root, config, ood_levels, report / "ood" / run.name)
-            row.update(ood_groups(bins, config.ood_hard_from))
-            ood_rows += [{"agent": run.agent, "seed": run.seed, **item} for item in bins]
+    final, ood_rows = [], []
+    for run, (row, bins) in zip(runs, evaluate_runs(runs, run_curves, root, config,
+                                                     ood_levels, report / "ood")):
+        final.append(row)
+        ood_rows += [{"agent": run.agent, "seed": run.seed, **item} for item in bins]
     table = summarize_agents(final)
     differences = paired_differences(curves, final)
     outputs = {"curves": report / "study.csv", "final": report / "final.csv",
@@ -298,6 +299,48 @@ def _curve(run: StudyRun, root: Path, episodes: int) -> list[dict]:
                      "ci_low": low, "ci_high": high, "episodes": episodes,
                      "thought_match": row.get("val/thought_match", "")})
     return rows
+
+
+def evaluate_runs(runs: list[StudyRun], run_curves: list[list[dict]], root: Path,
+                  config: StudyConfig, ood_levels: Path | None,
+                  ood_dir: Path) -> list[tuple[dict, list[dict]]]:
+    """Every run's final row and OOD bins, `workers` runs at a time.
+
+    Each run is evaluated in one process of one torch thread, like its training: with
+    --final-episodes and --ood-levels this phase costs minutes per run, and one process
+    would leave all but one core idle. Results are cached per run, so a rerun is free.
+    """
+    jobs = [(run, curve, root, config, ood_levels, ood_dir / run.name)
+            for run, curve in zip(runs, run_curves)]
+    workers = min(config.workers, len(jobs))
+    if workers <= 1:
+        results = []
+        for job in jobs:
+            results.append(_evaluate_run(*job))
+            log.info("[%s] evaluated", job[0].name)
+        return results
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {pool.submit(_evaluate_run, *job): job[0].name for job in jobs}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                future.result()  # a failed evaluation stops the study here, with its error
+                log.info("[%s] evaluated", futures[future])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # not the runs still queued
+            raise
+        return [future.result() for future in futures]
+
+
+def _evaluate_run(run: StudyRun, curve: list[dict], root: Path, config: StudyConfig,
+                  ood_levels: Path | None, ood_out: Path) -> tuple[dict, list[dict]]:
+    """One run's final row (with the pooled OOD columns) and its OOD bins."""
+    with torch_threads(1):
+        row = _final(run, curve, root, config)
+        bins = [] if ood_levels is None else ood_bins(run, root, config, ood_levels, ood_out)
+    if ood_levels is not None:
+        row.update(ood_groups(bins, config.ood_hard_from))
+    return row, bins
 
 
 def _final(run: StudyRun, curve: list[dict], root: Path, config: StudyConfig) -> dict:
