@@ -59,6 +59,12 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
         ("bc", "demo", "25", "1"), ("bc", "mission", "1", "2"), ("bc", "mission", "6", "1"),
         ("tc", "demo", "25", "1"), ("tc", "mission", "1", "2"), ("tc", "mission", "6", "1")]
     assert all((r["thought_match"] != "") == (r["agent"] == "tc") for r in ood)
+    # TC also played the set with the bot's thoughts (the bound per bin); BC has no thoughts.
+    assert all((r["oracle_success_rate"] != "") == (r["agent"] == "tc") for r in ood)
+    bound = [float(r["oracle_success_rate"]) for r in ood if r["agent"] == "tc"
+             and r["diff"] == "6"]
+    assert tc_final["ood_hard_oracle_success_rate"] == pytest.approx(bound[0])
+    assert next(r for r in result.final if r["agent"] == "bc")["ood_hard_oracle_success_rate"] == ""
     easy = [float(r["success_rate"]) for r in ood if r["agent"] == "tc" and r["diff"] == "1"]
     assert tc_final["ood_easy_success_rate"] == pytest.approx(easy[0])
     bc_final = next(r for r in result.final if r["agent"] == "bc")
@@ -171,6 +177,10 @@ def test_ood_groups_pool_the_mission_bins():
     assert groups["ood_easy_success_rate"] == pytest.approx((10 + 8) / 30)  # pooled episodes
     assert groups["ood_hard_success_rate"] == pytest.approx(0.5)
     assert ood_groups(bins[:3], hard_from=5)["ood_hard_success_rate"] == ""
+    assert groups["ood_hard_oracle_success_rate"] == ""  # no bin played with the bot's thoughts
+    for item, rate in zip(bins[3:], (1.0, 0.5)):
+        item["oracle_success_rate"] = rate
+    assert ood_groups(bins, hard_from=5)["ood_hard_oracle_success_rate"] == pytest.approx(0.75)
 
 
 def test_bad_budget_is_a_clear_error(tmp_path):

@@ -19,7 +19,8 @@ are a content-addressed stage. Outputs, in <storage>/reports/<name>/:
                  and averaged over the last evaluations (mean, 95% interval, per seed);
                  with --final-episodes and --ood-levels, on those evaluations too
     ood.csv      with --ood-levels: every run's success per bin of the level set (and, for
-                 TC, how often its thought is the bot's); ood/<run>/ holds each evaluation
+                 TC, how often its thought is the bot's and its success with the bot's
+                 thoughts); ood/<run>/ holds each evaluation
     study.png    success vs frames, mean over seeds with a band (min..max over seeds)
     README.md    the final table (mean over seeds, 95% interval across seeds) and commands
 """
@@ -126,7 +127,8 @@ class StudyConfig:
     history_thoughts: str = field(default="in_use", metadata={"choices": HISTORY_THOUGHTS})
     """What TC's thought history reads in training (the trainer's --history-thoughts)."""
     oracle: bool = True
-    """After training, also play each TC run's final weights with the bot's thoughts."""
+    """After training, also play each TC run's final weights with the bot's thoughts (on the
+    evaluation levels and, with --ood-levels, on the level set)."""
     final_episodes: int = field(default=0, metadata={"type": non_negative_int})
     """After training, also play each run's final weights on this many levels (from the
     evaluations' first seed, so they include the --eval-episodes ones): a larger sample
@@ -399,14 +401,23 @@ def _ood_levels(config: StudyConfig, root: Path) -> Path | None:
 def ood_bins(run: StudyRun, root: Path, config: StudyConfig, levels: Path,
              out: Path) -> list[dict]:
     """The run's final weights on every bin of the level set (`tc-evaluate-levels`; its
-    finished chunks are kept in `out`, so a rerun is free)."""
+    finished chunks are kept in `out`, so a rerun is free). A TC run with `config.oracle`
+    also plays it with the bot's thoughts (in `out/oracle`): the bound per bin, which shows
+    whether a deficit on hard missions is its thoughts' or its lower level's."""
+    checkpoint = str(storage.checkpoint_path(run.name, root, which="last"))
     result = evaluate_level_set(LevelEvalConfig(
-        env=config.env, models=[str(storage.checkpoint_path(run.name, root, which="last"))],
-        levels_path=levels, storage=root, out=out, argmax=config.eval_argmax,
-        thought_agreement=run.agent == "tc"))
+        env=config.env, models=[checkpoint], levels_path=levels, storage=root, out=out,
+        argmax=config.eval_argmax, thought_agreement=run.agent == "tc"))
+    oracle: dict[tuple[str, str], float] = {}
+    if config.oracle and run.agent == "tc":
+        bound = evaluate_level_set(LevelEvalConfig(
+            env=config.env, models=[checkpoint], levels_path=levels, storage=root,
+            out=out / "oracle", argmax=config.eval_argmax, thought_ablation=("oracle",)))
+        oracle = {(row.diff_type, row.diff): row.success_rate for row in bound.rows}
     return [{"diff_type": row.diff_type, "diff": row.diff, "episodes": row.episodes,
              "success_rate": row.success_rate,
-             "thought_match": "" if row.thought_match is None else row.thought_match}
+             "thought_match": "" if row.thought_match is None else row.thought_match,
+             "oracle_success_rate": oracle.get((row.diff_type, row.diff), "")}
             for row in result.rows if row.episodes]
 
 
@@ -423,9 +434,11 @@ def ood_groups(bins: list[dict], hard_from: int) -> dict:
         labels = sorted(int(item["diff"]) for item in items)
         span = f"{labels[0]}-{labels[-1]}" if len(labels) > 1 else "".join(map(str, labels))
         row[f"ood_{group}_bins"] = span
-        row[f"ood_{group}_success_rate"] = (
-            sum(item["success_rate"] * item["episodes"] for item in items) / episodes
-            if episodes else "")
+        for key in ("success_rate", "oracle_success_rate"):
+            known = episodes and all(item.get(key, "") != "" for item in items)
+            row[f"ood_{group}_{key}"] = (
+                sum(item[key] * item["episodes"] for item in items) / episodes
+                if known else "")
     return row
 
 
@@ -438,7 +451,8 @@ def summarize_agents(final: list[dict]) -> list[dict]:
                  **{key: rows[0][key] for key in ("final_episodes", "ood_easy_bins",
                                                    "ood_hard_bins") if key in rows[0]}}
         for key in ("success_rate", "oracle_success_rate", "final_eval_success_rate",
-                    "ood_easy_success_rate", "ood_hard_success_rate"):
+                    "ood_easy_success_rate", "ood_hard_success_rate",
+                    "ood_easy_oracle_success_rate", "ood_hard_oracle_success_rate"):
             values = [float(row[key]) for row in rows if row.get(key, "") != ""]
             if values:
                 entry[key], entry[key + "_half_width"] = mean_interval(values)
@@ -505,7 +519,11 @@ def format_table(table: list[dict]) -> str:
     optional = [("final_eval_success_rate",
                  lambda entry: f"{entry['final_episodes']}-level success"),
                 ("ood_easy_success_rate", lambda entry: f"OOD bins {entry['ood_easy_bins']}"),
-                ("ood_hard_success_rate", lambda entry: f"OOD bins {entry['ood_hard_bins']}")]
+                ("ood_hard_success_rate", lambda entry: f"OOD bins {entry['ood_hard_bins']}"),
+                ("ood_easy_oracle_success_rate",
+                 lambda entry: f"OOD bins {entry['ood_easy_bins']}, bot's thoughts"),
+                ("ood_hard_oracle_success_rate",
+                 lambda entry: f"OOD bins {entry['ood_hard_bins']}, bot's thoughts")]
     columns += [(key, title) for key, title in optional if any(key in e for e in table)]
     titles = [title(next((entry for entry in table if key in entry), table[0]))
               for key, title in columns]
@@ -526,15 +544,16 @@ def format_table(table: list[dict]) -> str:
 
 
 def format_ood_table(ood_rows: list[dict]) -> str:
-    """Success per mission bin of the level set, mean over seeds (TC: and how often its
-    thought is the bot's)."""
+    """Success per mission bin of the level set, mean over seeds (TC: how often its thought
+    is the bot's, and its success with the bot's thoughts)."""
     rows = [row for row in ood_rows if row["diff_type"] == "mission"]
     bins = sorted(dict.fromkeys(str(row["diff"]) for row in rows), key=label_order)
     lines = ["| agent | " + " | ".join(f"bin {b}" for b in bins) + " |",
              "| --- " * (1 + len(bins)) + "|"]
     for agent in dict.fromkeys(row["agent"] for row in rows):
         for key, title in (("success_rate", agent),
-                           ("thought_match", f"{agent}: thought = bot's")):
+                           ("thought_match", f"{agent}: thought = bot's"),
+                           ("oracle_success_rate", f"{agent}: with the bot's thoughts")):
             cells = []
             for label in bins:
                 values = [float(row[key]) for row in rows if row["agent"] == agent
