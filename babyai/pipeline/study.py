@@ -401,15 +401,16 @@ def _ood_levels(config: StudyConfig, root: Path) -> Path | None:
 def ood_bins(run: StudyRun, root: Path, config: StudyConfig, levels: Path,
              out: Path) -> list[dict]:
     """The run's final weights on every bin of the level set (`tc-evaluate-levels`; its
-    finished chunks are kept in `out`, so a rerun is free). A TC run with `config.oracle`
-    also plays it with the bot's thoughts (in `out/oracle`): the bound per bin, which shows
-    whether a deficit on hard missions is its thoughts' or its lower level's."""
+    finished chunks are kept in `out`, so a rerun is free). With `config.oracle` a run with
+    an upper level (as for the oracle bound in distribution) also plays it with the bot's
+    thoughts (in `out/oracle`): the bound per bin, which shows whether a deficit on hard
+    missions is its thoughts' or its lower level's."""
     checkpoint = str(storage.checkpoint_path(run.name, root, which="last"))
     result = evaluate_level_set(LevelEvalConfig(
         env=config.env, models=[checkpoint], levels_path=levels, storage=root, out=out,
         argmax=config.eval_argmax, thought_agreement=run.agent == "tc"))
     oracle: dict[tuple[str, str], float] = {}
-    if config.oracle and run.agent == "tc":
+    if config.oracle and run.agent != "bc":
         bound = evaluate_level_set(LevelEvalConfig(
             env=config.env, models=[checkpoint], levels_path=levels, storage=root,
             out=out / "oracle", argmax=config.eval_argmax, thought_ablation=("oracle",)))
