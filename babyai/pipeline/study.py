@@ -9,18 +9,18 @@ final weights also play those levels with the bot's thoughts (the oracle bound).
 
 Runs are separate processes with one torch thread each, `workers` at a time (on 2 cores,
 two processes of one thread beat one process of two); so are the evaluations of their final
-weights. Everything resumes: finished runs
-are skipped by the trainer itself, a killed one continues from its last epoch, and the demos
-are a content-addressed stage. Outputs, in <storage>/reports/<name>/:
+weights. Everything resumes: finished runs are skipped by the trainer itself, a killed one
+continues from its last epoch, the demos are a content-addressed stage, and evaluations of
+final weights are cached beside them. Outputs, in <storage>/reports/<name>/:
 
     study.csv    one row per agent, seed and evaluation point (frames, success, interval)
     final.csv    one row per agent and seed at the end: own-thought and oracle success
     differences.csv  TC minus each other agent, paired by seed: at the final evaluation
                  and averaged over the last evaluations (mean, 95% interval, per seed);
                  with --final-episodes and --ood-levels, on those evaluations too
-    ood.csv      with --ood-levels: every run's success per bin of the level set (and, for
-                 TC, how often its thought is the bot's and its success with the bot's
-                 thoughts); ood/<run>/ holds each evaluation
+    ood.csv      with --ood-levels: every run's success per bin of the level set (for TC
+                 also how often its thought is the bot's; for runs with an upper level,
+                 their success with the bot's thoughts); ood/<run>/ holds each evaluation
     study.png    success vs frames, mean over seeds with a band (min..max over seeds)
     README.md    the final table (mean over seeds, 95% interval across seeds) and commands
 """
