@@ -39,6 +39,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path):
     tc_final = next(r for r in result.final if r["agent"] == "tc")
     assert 0 <= tc_final["oracle_success_rate"] <= 1  # the oracle bound of the TC run
     assert (report / "study.png").stat().st_size > 1000
+    assert (report / "ood.png").stat().st_size > 1000 and "ood.png" in result.outputs["report"].read_text()
     assert "| tc | 1 |" in (report / "README.md").read_text()
     # The larger final evaluation plays the levels `tc-evaluate` plays from the same seed.
     for row in result.final:

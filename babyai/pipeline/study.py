@@ -21,6 +21,8 @@ final weights are cached beside them. Outputs, in <storage>/reports/<name>/:
     ood.csv      with --ood-levels: every run's success per bin of the level set (for TC
                  also how often its thought is the bot's; for runs with an upper level,
                  their success with the bot's thoughts); ood/<run>/ holds each evaluation
+    ood.png      with --ood-levels: success per mission bin, mean over seeds with a band,
+                 dashed with the bot's thoughts
     study.png    success vs frames, mean over seeds with a band (min..max over seeds)
     README.md    the final table (mean over seeds, 95% interval across seeds) and commands
 """
@@ -57,7 +59,7 @@ from babyai.evaluation.stats import label_order, summarize_success, wilson_inter
 from babyai.evaluation.writers import write_csv
 from babyai.pipeline.stages import Stage, StageRunner
 from babyai.reports.curves import read_log
-from babyai.reports.study_figure import plot_study
+from babyai.reports.study_figure import plot_ood_bins, plot_study
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +254,11 @@ def run_study(config: StudyConfig) -> StudyResult:
     write_csv(outputs["differences"], differences, DIFFERENCE_FIELDS)  # empty: one agent
     if ood_rows:
         outputs["ood"] = report / "ood.csv"
+        outputs["ood_figure"] = report / "ood.png"
         write_csv(outputs["ood"], ood_rows)
+        plot_ood_bins(ood_rows, outputs["ood_figure"],
+                      title=f"{config.env} on {Path(str(config.ood_levels)).stem}: "
+                            f"{config.episodes} demos, {len(runs) // len(config.agents)} seed(s)")
     plot_study(curves, outputs["figure"], title=f"{config.env}: {config.episodes} demos, "
                                                 f"{len(runs) // len(config.agents)} seed(s)")
     storage.atomic_write_text(outputs["report"],
@@ -586,7 +592,8 @@ def _markdown(config: StudyConfig, runs: list[StudyRun], table: list[dict],
               if differences else "")
     if ood_rows:
         paired += (f"Out of distribution, per cognitive-difficulty bin of `{config.ood_levels}` "
-                   f"(ood.csv; mean over seeds, %):\n\n{format_ood_table(ood_rows)}\n\n")
+                   f"(ood.csv; mean over seeds, %):\n\n{format_ood_table(ood_rows)}\n\n"
+                   "![success per OOD bin](ood.png)\n\n")
     return (f"# Study `{config.name}`\n\n![success vs frames](study.png)\n\n"
             f"{format_table(table)}\n\n{paired}Settings: `{settings}`\n\n"
             f"Training commands:\n\n```\n{commands}\n```\n")

@@ -1,4 +1,5 @@
-"""The study's picture: success vs training frames per agent, mean over seeds with a band."""
+"""The study's pictures: success vs training frames per agent (mean over seeds with a
+band), and success per out-of-distribution mission bin with and without the bot's thoughts."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -38,6 +39,44 @@ def plot_study(rows: Sequence[dict], path: Path, title: str = "") -> Path:
     axes.set_ylim(0, 100)
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left", fontsize=8)
+    if title:
+        axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    FigureCanvasAgg(figure)
+    atomic_write(Path(path), lambda handle: figure.savefig(handle, format="png", dpi=120))
+    return Path(path)
+
+
+def plot_ood_bins(rows: Sequence[dict], path: Path, title: str = "") -> Path:
+    """Success per cognitive-difficulty (mission) bin of the OOD level set, one line per
+    agent (mean over seeds, band min..max over seeds) and, dashed in the same colour, the
+    agent with the bot's thoughts where it was measured: where the gap between an agent's
+    own thoughts and correct ones opens as missions grow."""
+    rows = [row for row in rows if row["diff_type"] == "mission" and str(row["diff"]).isdigit()]
+    figure = Figure(figsize=(6.4, 4.2))
+    axes = figure.add_subplot()
+    for agent in dict.fromkeys(row["agent"] for row in rows):
+        colour = None
+        for key, suffix, style in (("success_rate", "", "-"),
+                                   ("oracle_success_rate", ", bot's thoughts", "--")):
+            by_bin: dict[int, list[float]] = defaultdict(list)
+            for row in rows:
+                if row["agent"] == agent and row.get(key, "") != "":
+                    by_bin[int(row["diff"])].append(100 * float(row[key]))
+            if not by_bin:
+                continue
+            bins = sorted(by_bin)
+            line, = axes.plot(bins, [mean(by_bin[b]) for b in bins], style, marker="o",
+                              markersize=3, color=colour, label=LABELS.get(agent, agent) + suffix)
+            colour = line.get_color()
+            axes.fill_between(bins, [min(by_bin[b]) for b in bins],
+                              [max(by_bin[b]) for b in bins], color=colour, alpha=0.12,
+                              linewidth=0)
+    axes.set_xlabel("cognitive difficulty of the mission (OOD bin)")
+    axes.set_ylabel("success rate (%)")
+    axes.set_ylim(0, 100)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left", fontsize=7)
     if title:
         axes.set_title(title, fontsize=9)
     figure.tight_layout()
