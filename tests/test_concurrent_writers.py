@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from filelock import FileLock, Timeout
 
 from babyai.common.cli import run
-from babyai.common.locks import lock_path, writer_lock
+from babyai.common.locks import writer_lock
 from babyai.commands import make_testing_levels, train_tc
 from babyai.demos.files import read_demo_file
 from synthetic_demos import write_demos
@@ -30,18 +29,17 @@ def _start(module: str, argv: list[str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _wait_until_locked(target: Path, process: subprocess.Popen, timeout: float = 120) -> None:
-    """Until `process` holds the writer lock of `target` (it must still be running then)."""
+def _wait_until_writing(written: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until `process` has written `written`, which it only does while holding its writer
+    lock (it must still be running then). Probing the lock itself would briefly take it,
+    and a writer starting at that instant would rightly stop as the second writer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
-        try:
-            with FileLock(str(lock_path(target)), timeout=0):
-                pass
-        except Timeout:
+        if written.exists():
             return
         time.sleep(0.05)
-    raise AssertionError(f"{target} was never locked")
+    raise AssertionError(f"{written} was never written")
 
 
 def _one_line(stderr: str) -> str:
@@ -58,7 +56,7 @@ def test_second_generation_on_one_name_stops_and_the_first_finishes_intact(tmp_p
     assert alone.returncode == 0, alone.stderr
     target = tmp_path / "demos" / "shared.pkl"
     first = _start("make_agent_demos", [*DEMOS, "--demos", "shared", *storage])
-    _wait_until_locked(target, first)
+    _wait_until_writing(target, first)  # its first partial save
     second = subprocess.run([sys.executable, "-m", "babyai.commands.make_agent_demos", *DEMOS,
                              "--seed", "7", "--demos", "shared", "--overwrite", *storage],
                             capture_output=True, text=True)
@@ -80,7 +78,7 @@ def test_second_training_on_one_model_stops_and_the_first_finishes_intact(tmp_pa
             "--storage", str(tmp_path)]
     first = _start("train_tc", argv)
     run_dir = tmp_path / "models" / "shared"
-    _wait_until_locked(run_dir, first)
+    _wait_until_writing(run_dir / "config.json", first)
     assert run(train_tc.main, [*argv, "--lr", "0.5"]) == 2
     assert first.wait(timeout=300) == 0, first.communicate()
     rows = (run_dir / "log.csv").read_text().splitlines()
