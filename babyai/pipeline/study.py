@@ -176,6 +176,11 @@ class StudyRun:
     def command(self) -> list[str]:
         return [sys.executable, "-m", self.module, *self.args]
 
+    @property
+    def thinks(self) -> bool:
+        """Whether the agent has an upper level (TC, with or without the thought loss)."""
+        return self.agent != "bc"
+
 
 @dataclass
 class StudyResult:
@@ -252,15 +257,14 @@ def run_study(config: StudyConfig) -> StudyResult:
     write_csv(outputs["curves"], curves)
     write_csv(outputs["final"], final)
     write_csv(outputs["differences"], differences, DIFFERENCE_FIELDS)  # empty: one agent
+    scale = f"{config.episodes} demos, {config.seeds} seed(s)"
     if ood_rows:
         outputs["ood"] = report / "ood.csv"
         outputs["ood_figure"] = report / "ood.png"
         write_csv(outputs["ood"], ood_rows)
         plot_ood_bins(ood_rows, outputs["ood_figure"],
-                      title=f"{config.env} on {Path(str(config.ood_levels)).stem}: "
-                            f"{config.episodes} demos, {len(runs) // len(config.agents)} seed(s)")
-    plot_study(curves, outputs["figure"], title=f"{config.env}: {config.episodes} demos, "
-                                                f"{len(runs) // len(config.agents)} seed(s)")
+                      title=f"{config.env} on {Path(str(config.ood_levels)).stem}: {scale}")
+    plot_study(curves, outputs["figure"], title=f"{config.env}: {scale}")
     storage.atomic_write_text(outputs["report"],
                               _markdown(config, runs, table, differences, ood_rows))
     return StudyResult(curves, final, table, differences, outputs)
@@ -360,7 +364,7 @@ def _final(run: StudyRun, curve: list[dict], root: Path, config: StudyConfig) ->
            "success_rate": curve[-1]["success_rate"], "oracle_success_rate": "",
            "final_episodes": config.final_episodes, "final_eval_success_rate": "",
            "thought_match": curve[-1]["thought_match"]}
-    if config.oracle and run.agent != "bc":
+    if config.oracle and run.thinks:
         row["oracle_success_rate"] = replay_success(run, root, config, config.eval_episodes,
                                                     "oracle", "oracle.json")
     if config.final_episodes:
@@ -416,7 +420,7 @@ def ood_bins(run: StudyRun, root: Path, config: StudyConfig, levels: Path,
         env=config.env, models=[checkpoint], levels_path=levels, storage=root, out=out,
         argmax=config.eval_argmax, thought_agreement=run.agent == "tc"))
     oracle: dict[tuple[str, str], float] = {}
-    if config.oracle and run.agent != "bc":
+    if config.oracle and run.thinks:
         bound = evaluate_level_set(LevelEvalConfig(
             env=config.env, models=[checkpoint], levels_path=levels, storage=root,
             out=out / "oracle", argmax=config.eval_argmax, thought_ablation=("oracle",)))

@@ -8,6 +8,7 @@ from statistics import mean
 from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from babyai.common.storage import atomic_write
@@ -34,17 +35,7 @@ def plot_study(rows: Sequence[dict], path: Path, title: str = "") -> Path:
                           label=LABELS.get(agent, agent))
         axes.fill_between(frames, [min(v) for v in values], [max(v) for v in values],
                           color=line.get_color(), alpha=0.2, linewidth=0)
-    axes.set_xlabel("training frames")
-    axes.set_ylabel("success rate (%)")
-    axes.set_ylim(0, 100)
-    axes.grid(alpha=0.3)
-    axes.legend(loc="upper left", fontsize=8)
-    if title:
-        axes.set_title(title, fontsize=9)
-    figure.tight_layout()
-    FigureCanvasAgg(figure)
-    atomic_write(Path(path), lambda handle: figure.savefig(handle, format="png", dpi=120))
-    return Path(path)
+    return _save(figure, axes, path, "training frames", title, legend=("upper left", 8))
 
 
 def plot_ood_bins(rows: Sequence[dict], path: Path, title: str = "") -> Path:
@@ -72,11 +63,20 @@ def plot_ood_bins(rows: Sequence[dict], path: Path, title: str = "") -> Path:
             axes.fill_between(bins, [min(by_bin[b]) for b in bins],
                               [max(by_bin[b]) for b in bins], color=colour, alpha=0.12,
                               linewidth=0)
-    axes.set_xlabel("cognitive difficulty of the mission (OOD bin)")
+    return _save(figure, axes, path, "cognitive difficulty of the mission (OOD bin)", title,
+                 legend=("lower left", 7))
+
+
+def _save(figure: Figure, axes: Axes, path: Path, xlabel: str, title: str,
+          legend: tuple[str, int]) -> Path:
+    """The axes both pictures share (success in %, 0-100, grid, legend, title), written
+    atomically as a PNG."""
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("success rate (%)")
     axes.set_ylim(0, 100)
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower left", fontsize=7)
+    location, fontsize = legend
+    axes.legend(loc=location, fontsize=fontsize)
     if title:
         axes.set_title(title, fontsize=9)
     figure.tight_layout()
