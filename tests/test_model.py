@@ -9,7 +9,7 @@ import torch
 
 from babyai.agent.checkpoint import load_checkpoint, save_checkpoint
 from babyai.common.errors import UserError
-from babyai.agent.model import Memory, ModelConfig, build_agent
+from babyai.agent.model import Memory, ModelConfig, build_agent, eval_with_rnn_gradients
 from babyai.data.vocab import BOS, EOS, PAD, Vocabulary
 
 VOCAB = Vocabulary.build(["pick up the red ball then open a blue door",
@@ -181,3 +181,25 @@ def test_window_batched_thought_logits_equal_per_step():
         out = agent(images, agent.encode_missions(missions), agent.initial_memory(3), thoughts)
         later = agent.thought_logits(out.memory.upper_h, out.memory.upper_c, thoughts)
     torch.testing.assert_close(out.thought_logits, later)
+
+
+def test_eval_with_rnn_gradients_keeps_eval_outputs_and_only_the_rnns_in_training_mode():
+    """PPO's update runs in evaluation mode with gradients; on a GPU cuDNN needs its RNNs in
+    training mode for that, which must not change what the agent computes."""
+    agent = small_agent()
+    images, missions, thoughts = batch()
+
+    def outputs():
+        torch.manual_seed(2)
+        out = agent(images, agent.encode_missions(missions), agent.initial_memory(3), thoughts)
+        return out.action_logits, out.thought_logits
+
+    expected = outputs()
+    eval_with_rnn_gradients(agent)
+    rnns = [m for m in agent.modules() if isinstance(m, torch.nn.RNNBase)]
+    others = [m for m in agent.modules()
+              if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.Dropout))]
+    assert len(rnns) >= 2 and all(m.training for m in rnns)  # the mission GRU, the decoder
+    assert others and not any(m.training for m in others) and not agent.training
+    for got, want in zip(outputs(), expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ dst.write_text(src.read_text().upper())
 @pytest.fixture(autouse=True)
 def modules_in_tmp_path(tmp_path, monkeypatch):
     """Stages run modules: the test's own ones live in tmp_path."""
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    paths = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))  # keep what finds the packages
 
 
 def _copy_stage(tmp_path: Path) -> Stage:

@@ -15,7 +15,8 @@ from babyai.training.trainer import Trainer
 
 ENV = "BabyAI-GoToRedBall-v0"
 TINY = dict(env=ENV, memory_dim=24, instr_dim=16, image_dim=16, batch_size=6, recurrence=4,
-            val_episodes=0, max_grad_norm=1e9, conv_precision="fp32")
+            val_episodes=0, max_grad_norm=1e9, conv_precision="fp32",
+            device="cpu")  # CPU arithmetic (bf16, exact layouts); the GPU's: tests/test_cuda.py
 
 
 @pytest.fixture

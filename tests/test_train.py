@@ -84,7 +84,7 @@ def test_windowed_run_matches_step_by_step_rollout(tmp_path, use_thoughts, teach
 def test_train_batch_gradients_equal_one_plain_backward_over_each_window(demos, monkeypatch,
                                                                          teacher_forcing):
     trainer = Trainer(TrainConfig(**TINY, demos="synth", storage=str(demos), dropout=0.0,
-                                  max_grad_norm=1e9, entropy_coef=0.05))
+                                  max_grad_norm=1e9, entropy_coef=0.05, device="cpu"))
     monkeypatch.setattr(step_module, "THOUGHT_CHUNK", 7)  # several decoder chunks per window
     monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
     batch = trainer.train_data.batch(range(6))

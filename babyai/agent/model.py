@@ -339,3 +339,17 @@ def build_agent(config: ModelConfig) -> Agent:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
+
+
+def eval_with_rnn_gradients(module: nn.Module) -> None:
+    """Evaluation mode (BatchNorm running statistics, no dropout) through which a loss can
+    still be back-propagated on a GPU: cuDNN refuses the backward pass of an RNN in
+    evaluation mode, so the RNNs stay in training mode, which changes nothing in their
+    forward pass because none of them has dropout of its own."""
+    module.eval()
+    for sub in module.modules():
+        if isinstance(sub, nn.RNNBase):
+            if sub.dropout:
+                raise ValueError(f"{type(sub).__name__} with dropout {sub.dropout}: training "
+                                 "mode would change its forward pass")
+            sub.train()

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from babyai.agent.model import eval_with_rnn_gradients
+
 
 def compute_gae(rewards: Tensor, values: Tensor, dones: Tensor, last_value: Tensor,
                 discount: float, gae_lambda: float) -> tuple[Tensor, Tensor]:
@@ -171,7 +173,7 @@ def ppo_update(agent: Any, optimizer: torch.optim.Optimizer, exp: Any, settings:
     sums: dict[str, float] = {}
     count = 0
     was_training = agent.training
-    agent.eval()  # as at collection: batch-norm running statistics, no dropout
+    eval_with_rnn_gradients(agent)  # as at collection: BatchNorm running statistics, no dropout
     try:
         for _ in range(settings.epochs):
             order = torch.randperm(len(all_starts), generator=generator)
