@@ -5,7 +5,8 @@ import pytest
 
 from babyai.evaluation.declaration import (DROP, PICKUP, TOGGLE, DeclarationStep, declaration_score,
                                 declaration_steps, declares, score_records)
-from babyai.agent.records import EpisodeRecord, ObjectRef, StepEvent
+from babyai.agent.records import (MISMATCH_KINDS, EpisodeRecord, ObjectRef, StepEvent,
+                                   mismatch_kind, thought_mismatches)
 
 RED_BALL = ObjectRef("ball", "red")
 BLUE_DOOR = ObjectRef("door", "blue")
@@ -70,3 +71,27 @@ def test_steps_from_records_use_the_thought_in_force_and_the_right_object():
     assert score_records([record]).score == pytest.approx(2 / 3)
     bc = EpisodeRecord(seed=1, mission="x", events=events, actions=[e.action for e in events])
     assert score_records([bc]).total == 0
+
+
+def test_thought_mismatches_sort_each_step_into_one_kind():
+    """A hand-written episode with one step of every kind, and both kinds of wrong object."""
+    bots = ["explore unseen area", "open red door to explore", "open red door to explore",
+            "pickup blue box to complete pickup mission", "pickup blue box to complete pickup mission",
+            "pickup blue box to complete pickup mission", "go to red ball to complete goto mission"]
+    own = ["explore unseen area",                         # match
+           "explore unseen area",                         # stale: the bot's thought one step ago
+           "pickup blue box to complete pickup mission",  # early: the bot's thought next step
+           "pickup red ball to complete pickup mission",  # other object, named in the mission
+           "pickup grey key to complete pickup mission",  # other object, not in the mission
+           "unlock red door",                             # other family
+           "go to red ball to complete goto mission"]     # match
+    record = EpisodeRecord(seed=1, mission="pick up the blue box after you go to the red ball",
+                           thoughts=own, bot_thoughts=bots)
+    assert [mismatch_kind(o, bots, t) for t, o in enumerate(own)] == [
+        "match", "stale", "early", "other_object", "other_object", "other_family", "match"]
+    mismatches = thought_mismatches([record, EpisodeRecord(seed=2, mission="x")])
+    assert mismatches.kinds == {"match": 2, "stale": 1, "early": 1, "other_object": 2,
+                                "other_family": 1}
+    assert (mismatches.foreign_objects, mismatches.mission_objects) == (1, 1)
+    assert mismatches.steps == 7 and sum(mismatches.shares().values()) == pytest.approx(1.0)
+    assert list(mismatches.shares()) == list(MISMATCH_KINDS)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from babyai.agent.checkpoint import load_agent
-from babyai.agent.records import thought_agreement
+from babyai.agent.records import MISMATCH_KINDS, thought_agreement
 from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.evaluation import ood
 from babyai.agent.checkpoint import save_checkpoint
@@ -178,6 +178,14 @@ def test_thought_agreement_per_bin(storage, tmp_path, capsys):
         assert steps == thought_agreement(group).steps
         matched = sum(float(f["thought_match"]) * int(f["steps"]) for f in parts)
         assert matched / steps == pytest.approx(row.thought_match)
+    # the error kinds of each bin: shares that add up to 1, the match share being the bin's
+    errors = {(e["diff_type"], e["diff"]): e
+              for e in csv.DictReader(result.outputs["thought_errors"].open())}
+    for row in (r for r in result.rows if r.model == "tc"):
+        error = errors[(row.diff_type, row.diff)]
+        shares = [float(error[kind]) for kind in MISMATCH_KINDS]
+        assert sum(shares) == pytest.approx(1.0)
+        assert float(error["match"]) == pytest.approx(row.thought_match)
 
 
 def label_key(row):

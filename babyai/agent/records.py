@@ -5,13 +5,14 @@ declaration score can trust them. They round-trip through JSON (`to_json` / `fro
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
 from minigrid.core.actions import Actions
 
-from babyai.env.thoughts import picked_object, thought_family
+from babyai.env.thoughts import UNKNOWN_FAMILY, picked_object, thought_family
 
 
 Intervention = Callable[[str], Any]
@@ -167,6 +168,77 @@ def thought_agreement(records: Iterable[EpisodeRecord]) -> ThoughtAgreement:
             done, meant, seen = families.get(family, (0, 0, 0))
             families[family] = (done + same, meant + same_family, seen + 1)
     return ThoughtAgreement(matched, intended, steps, families)
+
+
+MISMATCH_KINDS = ("match", "stale", "early", "other_object", "other_family")
+"""How a generated thought relates to the bot's at the same state: equal; equal to one of
+the bot's thoughts of the last `MISMATCH_WINDOW` steps (late) or of the next ones (early),
+a timing error; the same family with another object or colour, a grounding error; another
+family (garbled sentences included), a different intention."""
+MISMATCH_WINDOW = 3
+
+
+def mismatch_kind(own: str, bots: list[str], step: int) -> str:
+    """The :data:`MISMATCH_KINDS` entry of thought `own` at `step` of an episode whose bot
+    thoughts are `bots`."""
+    bot = bots[step]
+    if own == bot:
+        return "match"
+    if own in bots[max(0, step - MISMATCH_WINDOW):step]:
+        return "stale"
+    if own in bots[step + 1:step + 1 + MISMATCH_WINDOW]:
+        return "early"
+    family = thought_family(own)
+    return "other_object" if family != UNKNOWN_FAMILY and family == thought_family(bot) \
+        else "other_family"
+
+
+def _named_in(mission: str, named: tuple[str | None, str | None]) -> bool:
+    color, kind = named
+    return bool(re.search(rf"\b{color} {kind}\b" if color else rf"\b{kind}\b", mission))
+
+
+@dataclass
+class ThoughtMismatches:
+    """Where a generated thought differs from the bot's, what kind of error it is.
+
+    `kinds` counts the steps of each :data:`MISMATCH_KINDS` entry. Pick-up thoughts with the
+    bot's family and another object are split further: `foreign_objects` of them name an
+    object the mission never mentions (the upper level reads the mission wrongly), the other
+    `mission_objects` one it does mention but not the one the bot picks now (it loses track
+    of which clause it is on).
+    """
+
+    kinds: dict[str, int]
+    foreign_objects: int
+    mission_objects: int
+
+    @property
+    def steps(self) -> int:
+        return sum(self.kinds.values())
+
+    def shares(self) -> dict[str, float]:
+        """Share of the steps of each kind (NaN without steps)."""
+        return {kind: self.kinds[kind] / self.steps if self.steps else float("nan")
+                for kind in MISMATCH_KINDS}
+
+
+def thought_mismatches(records: Iterable[EpisodeRecord]) -> ThoughtMismatches:
+    """Count :data:`MISMATCH_KINDS` over every step with a bot thought of `records`."""
+    kinds = dict.fromkeys(MISMATCH_KINDS, 0)
+    foreign = mentioned = 0
+    for record in records:
+        bots = list(record.bot_thoughts)
+        for step, own in enumerate(record.thoughts[:len(bots)]):
+            kind = mismatch_kind(own, bots, step)
+            kinds[kind] += 1
+            named, wanted = picked_object(own), picked_object(bots[step])
+            if kind == "other_object" and named is not None and wanted is not None:
+                if _named_in(record.mission, named):
+                    mentioned += 1
+                else:
+                    foreign += 1
+    return ThoughtMismatches(kinds, foreign, mentioned)
 
 
 @dataclass

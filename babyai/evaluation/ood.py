@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from babyai.agent.checkpoint import LoadedAgent, load_agent
-from babyai.agent.records import EpisodeRecord, thought_agreement
+from babyai.agent.records import EpisodeRecord, thought_agreement, thought_mismatches
 from babyai.agent.rollout import THOUGHT_ABLATIONS, RolloutOptions, run_episodes
 from babyai.common.cli import choice_list, non_negative_int, positive_int
 from babyai.common.errors import UserError
@@ -78,7 +78,9 @@ class LevelEvalConfig:
     report per bin how often the model's thought equals it, exactly and in family: where
     the upper level stops thinking the bot's thoughts as missions get harder (costs about a
     third more time). thought_families.csv splits each bin by the family of the bot's
-    thought (open, pickup, drop, explore...): which kinds of step it misses."""
+    thought (open, pickup, drop, explore...): which kinds of step it misses;
+    thought_errors.csv sorts each bin's steps into match, stale or early (a timing error),
+    other object (the right intention about the wrong object) and other family."""
     sample_seed: int = field(default=0, metadata={"type": non_negative_int,
                                                    "aliases": ["--seed"]})
     """Seed of the per-episode action sampling (`--seed` is its older name)."""
@@ -283,6 +285,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
 
     rows: list[LevelRow] = []
     family_rows: list[dict[str, Any]] = []
+    error_rows: list[dict[str, Any]] = []
     by_type: dict[str, dict[str, SuccessSummary]] = {}
     for label in labels:
         for (kind, diff), bin_seeds in bins.items():
@@ -296,6 +299,12 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
                                  declaration.total,
                                  agreement.value if agreement.steps else None,
                                  agreement.intention_value if agreement.steps else None))
+            if agreement.steps:
+                mismatches = thought_mismatches(group)
+                error_rows.append({"model": label, "diff_type": kind, "diff": str(diff),
+                                   "steps": mismatches.steps, **mismatches.shares(),
+                                   "other_object_foreign": mismatches.foreign_objects,
+                                   "other_object_in_mission": mismatches.mission_objects})
             family_rows += [{"model": label, "diff_type": kind, "diff": str(diff),
                              "bot_thought_family": family, "steps": steps,
                              "thought_match": matched / steps, "intention_match": intended / steps}
@@ -303,7 +312,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
                             in sorted(agreement.by_family.items())]
         by_type[label] = success_by_mission_type(records[label].values())
 
-    outputs = _write_level_reports(out, rows, by_type, records, bins, family_rows)
+    outputs = _write_level_reports(out, rows, by_type, records, bins, family_rows, error_rows)
     return LevelEvalResult(rows, by_type, records, outputs)
 
 
@@ -311,7 +320,8 @@ def _write_level_reports(out: Path, rows: list[LevelRow],
                          by_type: dict[str, dict[str, SuccessSummary]],
                          records: dict[str, dict[int, EpisodeRecord]],
                          bins: dict[tuple[str, Any], list[int]],
-                         family_rows: list[dict[str, Any]]) -> dict[str, Path]:
+                         family_rows: list[dict[str, Any]],
+                         error_rows: list[dict[str, Any]]) -> dict[str, Path]:
     outputs = {"csv": out / "results.csv", "jsonl": out / "episodes.jsonl",
                "png": out / "success.png", "mission_types": out / "mission_types.csv"}
     write_csv(outputs["csv"], [asdict(row) for row in rows],
@@ -319,6 +329,9 @@ def _write_level_reports(out: Path, rows: list[LevelRow],
     if family_rows:  # with --thought-agreement: which kinds of step the upper level misses
         outputs["thought_families"] = out / "thought_families.csv"
         write_csv(outputs["thought_families"], family_rows, list(family_rows[0]))
+    if error_rows:  # ... and what kind of error each mismatch is
+        outputs["thought_errors"] = out / "thought_errors.csv"
+        write_csv(outputs["thought_errors"], error_rows, list(error_rows[0]))
     write_csv(outputs["mission_types"],
               [{"model": label, "mission_type": name, "success_rate": summary.success_rate,
                 "ci_low": summary.ci_low, "ci_high": summary.ci_high,
