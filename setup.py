@@ -18,6 +18,7 @@ COMMANDS = {
     "tc-pipeline": "pipeline",
     "tc-study": "study",
     "tc-bot-report": "bot_report",
+    "tc-failure-modes": "failure_modes",
     "tc-bench-demos": "bench_demos",
     "tc-bench-eval": "bench_eval",
     "tc-bench-train": "bench_train",

@@ -1,0 +1,82 @@
+"""Two failure modes in an OOD evaluation's episodes: the key loop and unnamed keys.
+
+    python scripts/failure_modes.py storage/reports/<set>/episodes.jsonl [more.jsonl ...]
+
+Reads the `episodes.jsonl` of `tc-evaluate-levels` (of `tc-study --ood-levels`:
+reports/<study>/ood/<run>/episodes.jsonl), groups the cognitive-difficulty episodes into
+bins below and from `--hard-from`, and prints per file and group: how many episodes show
+each mode, and the success with and without it (see babyai/evaluation/failure_modes.py).
+The key loop needs the bot's thoughts (`--thought-agreement`); without them it reads 0.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from babyai.agent.records import EpisodeRecord
+from babyai.common.cli import positive_int, run
+from babyai.common.errors import UserError
+from babyai.common.flags import Parser
+from babyai.evaluation.difficulty import COGNITIVE
+from babyai.evaluation.failure_modes import MODES, ModeCount, count_mode
+
+
+def read_episodes(path: Path, hard_from: int) -> dict[str, list[EpisodeRecord]]:
+    """The cognitive-bin episodes of one JSON-lines file, by group ("1-4", "5-9")."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file (an evaluation's episodes.jsonl)")
+    groups: dict[str, list[EpisodeRecord]] = {f"1-{hard_from - 1}": [], f"{hard_from}-9": []}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            kind, label = item["bins"][0]
+            record = EpisodeRecord.from_json({k: v for k, v in item.items()
+                                              if k not in ("model", "bins")})
+        except (ValueError, KeyError, TypeError, IndexError) as error:
+            raise UserError(f"{path}:{number}: not an evaluation episode ({error})") from error
+        if kind == COGNITIVE:
+            groups[f"1-{hard_from - 1}" if int(label) < hard_from else f"{hard_from}-9"].append(record)
+    return groups
+
+
+def pooled(reports: list[dict[str, dict[str, ModeCount]]]) -> dict[str, dict[str, ModeCount]]:
+    """The counts of several files added up, per group and mode."""
+    return {group: {mode: ModeCount(mode, *(sum(getattr(report[group][mode], name)
+                                                for report in reports)
+                                            for name in ("episodes", "with_mode",
+                                                         "successes_with",
+                                                         "successes_without")))
+                    for mode in MODES}
+            for group in reports[0]}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, ModeCount]]]:
+    parser = Parser(description=__doc__)
+    parser.add_argument("episodes", nargs="+", type=Path, help="episodes.jsonl files")
+    parser.add_argument("--hard-from", type=positive_int, default=5,
+                        help="first cognitive bin of the hard group")
+    args = parser.parse_args(argv)
+    if not 2 <= args.hard_from <= 9:
+        raise UserError(f"--hard-from must lie in 2..9, got {args.hard_from}")
+    report: dict[str, dict[str, dict[str, ModeCount]]] = {}
+    for path in args.episodes:
+        report[str(path)] = {group: {mode: count_mode(mode, records) for mode in MODES}
+                             for group, records in read_episodes(path, args.hard_from).items()}
+    if len(report) > 1:
+        report["all files"] = pooled(list(report.values()))
+    print(f"{'file':<40} {'bins':<5} {'episodes':>8}" + "".join(
+        f"  {mode + ' (share, success with / without)':>38}" for mode in MODES))
+    for name, counts in report.items():
+        for group, modes in counts.items():
+            cells = "".join(f"  {count.with_mode:>6} {count.share:>5.0%}, {count.success_with:>5.0%}"
+                            f" / {count.success_without:>5.0%}" for count in modes.values())
+            episodes = next(iter(modes.values())).episodes
+            print(f"{name[-40:]:<40} {group:<5} {episodes:>8}{cells}")
+    return report
+
+
+def cli() -> int:
+    return run(main)

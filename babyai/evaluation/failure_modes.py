@@ -1,0 +1,77 @@
+"""Two failure modes of an evaluation's episodes, counted per group of cognitive bins.
+
+* **Key loop**: the agent thinks "unlock <colour> door" while the bot, asked at the same
+  state, would drop the key it holds ("drop <key> temporary to ..."): the upper level
+  explains the key in its hands by a door to unlock, typically after the lower level picked
+  it up by mistake, and wanders. Needs an evaluation with the bot's thoughts recorded
+  (`tc-evaluate-levels --thought-agreement`).
+* **Key not named by the mission**: the agent picked up a key with empty hands that the
+  mission does not mention. Measured from the environment's records, so it applies to BC
+  as well; it includes keys the level does need (locked doors), so it is an upper bound on
+  mistaken pick-ups, for comparing agents rather than an error count.
+
+For each, the share of episodes where it happens and the success with and without it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from babyai.agent.records import EpisodeRecord
+from babyai.env.thoughts import thought_family
+
+
+def has_key_loop(record: EpisodeRecord) -> bool:
+    """Some step where the agent's thought is of family `unlock` and the bot's of family
+    `drop_temporary`."""
+    return any(thought_family(own) == "unlock" and thought_family(bot) == "drop_temporary"
+               for own, bot in zip(record.thoughts, record.bot_thoughts))
+
+
+def picks_unnamed_key(record: EpisodeRecord) -> bool:
+    """Some pick-up, with empty hands, of a key the mission does not describe."""
+    return any(event.carrying_before is None and event.carrying_after is not None
+               and event.carrying_after.type == "key" and not event.carrying_after.requested
+               for event in record.events)
+
+
+MODES: dict[str, Callable[[EpisodeRecord], bool]] = {"key_loop": has_key_loop,
+                                                      "unnamed_key": picks_unnamed_key}
+
+
+@dataclass(frozen=True)
+class ModeCount:
+    """How often one failure mode happened in a group of episodes, and what it cost."""
+
+    mode: str
+    episodes: int
+    with_mode: int
+    successes_with: int
+    successes_without: int
+
+    @property
+    def share(self) -> float:
+        return self.with_mode / self.episodes if self.episodes else float("nan")
+
+    @property
+    def success_with(self) -> float:
+        return self.successes_with / self.with_mode if self.with_mode else float("nan")
+
+    @property
+    def success_without(self) -> float:
+        rest = self.episodes - self.with_mode
+        return self.successes_without / rest if rest else float("nan")
+
+
+def count_mode(mode: str, records: Iterable[EpisodeRecord]) -> ModeCount:
+    """Count failure mode `mode` (a key of :data:`MODES`) over `records`."""
+    test = MODES[mode]
+    episodes = with_mode = successes_with = successes_without = 0
+    for record in records:
+        episodes += 1
+        if test(record):
+            with_mode += 1
+            successes_with += record.success
+        else:
+            successes_without += record.success
+    return ModeCount(mode, episodes, with_mode, successes_with, successes_without)
