@@ -53,16 +53,20 @@ def test_command_groups_cognitive_bins_and_pools_files(tmp_path, capsys):
     def line(record, kind, label):
         return {"model": "tc", "bins": [[kind, label]], **record.to_json()}
 
+    both = {"model": "tc", "bins": [["demo", 25], ["mission", 4]], **LOOP.to_json()}
     first = _write(tmp_path / "a.jsonl", [line(LOOP, "mission", 2), line(CLEAN, "mission", 7),
-                                          line(LOOP, "demo", 25)])  # behavioural bins: ignored
+                                          line(LOOP, "demo", 25), both])  # demo bins: ignored
     second = _write(tmp_path / "b.jsonl", [line(UNLOCK_AS_BOT, "mission", 3)])
     report = failure_modes.main([str(first), str(second)])
     easy, hard = report[str(first)]["1-4"]["key_loop"], report[str(first)]["5-9"]["key_loop"]
-    assert (easy.episodes, easy.with_mode, hard.episodes, hard.with_mode) == (1, 1, 1, 0)
+    assert (easy.episodes, easy.with_mode, hard.episodes, hard.with_mode) == (2, 2, 1, 0)
     pooled = report["all files"]["1-4"]
-    assert (pooled["key_loop"].episodes, pooled["key_loop"].with_mode) == (2, 1)
-    assert pooled["unnamed_key"].with_mode == 2
-    assert "key_loop" in capsys.readouterr().out
+    assert (pooled["key_loop"].episodes, pooled["key_loop"].with_mode) == (3, 2)
+    assert pooled["unnamed_key"].with_mode == 3
+    out = capsys.readouterr().out
+    assert "key_loop" in out
+    # thought errors over both files, bins 1-4: LOOP twice and UNLOCK_AS_BOT, 2 + 2 + 1 steps
+    assert "bins 1-4: 5 steps: match 60.0%" in out
 
 
 def test_missing_and_corrupt_files_are_one_line_errors(tmp_path):

@@ -5,7 +5,8 @@
 Reads the `episodes.jsonl` of `tc-evaluate-levels` (of `tc-study --ood-levels`:
 reports/<study>/ood/<run>/episodes.jsonl), groups the cognitive-difficulty episodes into
 bins below and from `--hard-from`, and prints per file and group: how many episodes show
-each mode, and the success with and without it (see babyai/evaluation/failure_modes.py).
+each mode, and the success with and without it (see babyai/evaluation/failure_modes.py);
+then, over all files, each group's thought errors (the kinds of `thought_errors.csv`).
 The key loop needs the bot's thoughts (`--thought-agreement`); without them it reads 0.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from babyai.agent.records import EpisodeRecord
+from babyai.agent.records import EpisodeRecord, thought_mismatches
 from babyai.common.cli import positive_int, run
 from babyai.common.errors import UserError
 from babyai.common.flags import Parser
@@ -32,13 +33,13 @@ def read_episodes(path: Path, hard_from: int) -> dict[str, list[EpisodeRecord]]:
             continue
         try:
             item = json.loads(line)
-            kind, label = item["bins"][0]
+            levels = [int(label) for kind, label in item["bins"] if kind == COGNITIVE]
             record = EpisodeRecord.from_json({k: v for k, v in item.items()
                                               if k not in ("model", "bins")})
-        except (ValueError, KeyError, TypeError, IndexError) as error:
+        except (ValueError, KeyError, TypeError) as error:
             raise UserError(f"{path}:{number}: not an evaluation episode ({error})") from error
-        if kind == COGNITIVE:
-            groups[f"1-{hard_from - 1}" if int(label) < hard_from else f"{hard_from}-9"].append(record)
+        for level in levels:  # a seed can sit in a behavioural bin as well
+            groups[f"1-{hard_from - 1}" if level < hard_from else f"{hard_from}-9"].append(record)
     return groups
 
 
@@ -62,9 +63,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
     if not 2 <= args.hard_from <= 9:
         raise UserError(f"--hard-from must lie in 2..9, got {args.hard_from}")
     report: dict[str, dict[str, dict[str, ModeCount]]] = {}
+    everything: dict[str, list[EpisodeRecord]] = {}
     for path in args.episodes:
+        groups = read_episodes(path, args.hard_from)
         report[str(path)] = {group: {mode: count_mode(mode, records) for mode in MODES}
-                             for group, records in read_episodes(path, args.hard_from).items()}
+                             for group, records in groups.items()}
+        for group, records in groups.items():
+            everything.setdefault(group, []).extend(records)
     if len(report) > 1:
         report["all files"] = pooled(list(report.values()))
     print(f"{'file':<40} {'bins':<5} {'episodes':>8}" + "".join(
@@ -75,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
                             f" / {count.success_without:>5.0%}" for count in modes.values())
             episodes = next(iter(modes.values())).episodes
             print(f"{name[-40:]:<40} {group:<5} {episodes:>8}{cells}")
+    print("\nthought errors, all files (steps with a bot thought; other-object pick-ups naming "
+          "an object the mission does / does not mention):")
+    for group, records in everything.items():
+        errors = thought_mismatches(records)
+        shares = ", ".join(f"{kind} {share:.1%}" for kind, share in errors.shares().items())
+        print(f"  bins {group}: {errors.steps} steps: {shares}; pick-ups "
+              f"{errors.mission_objects} / {errors.foreign_objects}")
     return report
 
 

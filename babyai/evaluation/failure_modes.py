@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 from babyai.agent.records import EpisodeRecord
 from babyai.env.thoughts import thought_family
+from babyai.evaluation.stats import Rate
 
 
 def has_key_loop(record: EpisodeRecord) -> bool:
@@ -51,16 +52,15 @@ class ModeCount:
 
     @property
     def share(self) -> float:
-        return self.with_mode / self.episodes if self.episodes else float("nan")
+        return Rate(self.with_mode, self.episodes).value
 
     @property
     def success_with(self) -> float:
-        return self.successes_with / self.with_mode if self.with_mode else float("nan")
+        return Rate(self.successes_with, self.with_mode).value
 
     @property
     def success_without(self) -> float:
-        rest = self.episodes - self.with_mode
-        return self.successes_without / rest if rest else float("nan")
+        return Rate(self.successes_without, self.episodes - self.with_mode).value
 
 
 def count_mode(mode: str, records: Iterable[EpisodeRecord]) -> ModeCount:
