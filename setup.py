@@ -7,6 +7,7 @@ README = Path(__file__).with_name("README.md")
 
 COMMANDS = {
     "tc-make-demos": "make_agent_demos",
+    "tc-make-dagger-demos": "make_dagger_demos",
     "tc-train": "train_tc",
     "tc-train-bc": "train_bc",
     "tc-train-rl": "train_rl",

@@ -95,6 +95,8 @@ class EpisodeRecord:
     bot_thoughts: list[str] = field(default_factory=list)
     """The bot's thought for the same state (oracle runs, or `bot_thoughts=True`), one per
     step until the bot gives up."""
+    bot_actions: list[int] = field(default_factory=list)
+    """The action the bot suggested for the same states, one per entry of `bot_thoughts`."""
     bot_failure: str | None = None
     """Set when minigrid's bot could not continue from a state the agent led it into; the
     remaining steps get no bot thought (an oracle run then goes on with the agent's own
@@ -105,12 +107,16 @@ class EpisodeRecord:
     events: list[StepEvent] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
     """RGB frames (with `render=True`): one per state, so `length + 1` of them."""
+    observations: list[tuple[np.ndarray, int]] = field(default_factory=list)
+    """(image codes [7,7,3], direction) before each executed step (with
+    `keep_observations=True`)."""
     env_name: str = ""
 
     def to_json(self) -> dict:
-        """A JSON-ready dict (frames are left out)."""
+        """A JSON-ready dict (frames and observations are left out)."""
         data = asdict(self)
         data.pop("frames")
+        data.pop("observations")
         return data
 
     @classmethod
@@ -118,6 +124,7 @@ class EpisodeRecord:
         data = dict(data)
         data["events"] = [StepEvent.from_dict(event) for event in data.get("events", [])]
         data.pop("frames", None)
+        data.pop("observations", None)
         return cls(**data)
 
 

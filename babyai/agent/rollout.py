@@ -67,7 +67,8 @@ class _Slot:
     """One running episode: its environment, record and bot."""
 
     def __init__(self, index: int, seed: int, env_name: str, *, render: bool, with_bot: bool,
-                 sample_seed: int, max_steps: int | None, clock: _Clock | None = None) -> None:
+                 sample_seed: int, max_steps: int | None, clock: _Clock | None = None,
+                 keep_observations: bool = False) -> None:
         self.index = index
         self.clock = clock or _Clock(None)
         options: dict[str, Any] = {"render_mode": "rgb_array"} if render else {}
@@ -80,6 +81,7 @@ class _Slot:
         self.record = EpisodeRecord(seed=int(seed), mission=self.obs["mission"], env_name=env_name)
         self.rng = np.random.default_rng([int(sample_seed), int(seed)])
         self.render = render
+        self.keep_observations = keep_observations
         if render:
             with self.clock.section("render"):
                 self.record.frames.append(self.env.render())
@@ -115,11 +117,15 @@ class _Slot:
             return False
         self.bot_thought = suggestion.thought
         self.record.bot_thoughts.append(self.bot_thought)
+        self.record.bot_actions.append(int(suggestion.action))
         return True
 
     def step(self, action: int) -> bool:
         """Execute `action`, record what it met; True when the episode is over."""
         world = self.world
+        if self.keep_observations:
+            self.record.observations.append(
+                (np.array(self.obs["image"], dtype=np.uint8), int(self.obs["direction"])))
         front = self._ref(world.grid.get(*world.front_pos))
         before = self._ref(world.carrying)
         with self.clock.section("env step"):
@@ -229,6 +235,9 @@ class RolloutOptions:
     """Seeds each episode's action-sampling stream together with its env seed."""
     max_steps: int | None = None
     """Override the level's own step limit (None keeps it; tests use short ones)."""
+    keep_observations: bool = False
+    """Keep each executed step's observation (image codes, direction) in the record, to
+    turn the agent's own trajectories into training data (see babyai.training.dagger)."""
     timings: dict[str, float] | None = None
     """If given, wall seconds are added per section ("env reset", "env step", "render",
     "bot", "model", "decode+sample"), for benchmarks."""
@@ -260,7 +269,7 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
     argmax, max_batch, oracle_thoughts = options.argmax, options.max_batch, options.oracle_thoughts
     bot_thoughts, intervention, render = options.bot_thoughts, options.intervention, options.render
     progress, sample_seed, max_steps = options.progress, options.sample_seed, options.max_steps
-    timings = options.timings
+    timings, keep_observations = options.timings, options.keep_observations
     if max_batch <= 0:
         raise ValueError("max_batch must be positive")
     use_thoughts = bool(agent.config.use_thoughts)
@@ -298,7 +307,8 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                     with clock.section("env reset"):
                         fresh.append(_Slot(index, seed, env_name, render=render,
                                            with_bot=with_bot, sample_seed=sample_seed,
-                                           max_steps=max_steps, clock=clock))
+                                           max_steps=max_steps, clock=clock,
+                                           keep_observations=keep_observations))
                 if fresh:
                     with clock.section("model"):
                         batch.add(fresh, agent, vocab, device)

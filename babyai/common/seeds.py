@@ -15,6 +15,7 @@ precrime (safety) runs      from `SAFETY_START` (2e12)                  evaluati
 in-distribution tests       from `IN_DISTRIBUTION_START` (3e12)         evaluation.indist
 RL fine-tuning on a level   `RL_TRAIN_START + r`, r < RL_TRAIN_SPAN     rl.envs
 RL held-out evaluation      `RL_EVAL_START + i` (4.5e12)               rl.trainer
+on-policy (DAgger) labels   `DAGGER_START + seed + k` (5e12)           training.dagger
 ==========================  =========================================  ==================
 
 With `a < MAX_ATTEMPTS` redraws, every demonstration seed stays below 10**11 as long as the
@@ -43,6 +44,10 @@ RL_TRAIN_START = 4 * 10**12
 RL_TRAIN_SPAN = 10**11
 RL_EVAL_START = 4 * 10**12 + 5 * 10**11
 """Held-out evaluation of RL fine-tuning on a whole level: RL_EVAL_START + i."""
+DAGGER_START = 5 * 10**12
+"""Levels the agent plays for on-policy labels (`tc-make-dagger-demos`): DAGGER_START +
+--seed + k, apart from every evaluation range, so labelled states never come from a test
+level."""
 
 
 def demo_seed(base_seed: int, index: int, attempt: int = 0, valid: bool = False) -> int:

@@ -26,6 +26,15 @@ class TrainConfig:
     demos: str
     """Training demonstrations: a name under <storage>/demos, a file, a shard directory or a
     glob. Validation demos are its `_valid` sibling."""
+    extra_demos: str | None = None
+    """More training episodes, added to --demos (no `_valid` sibling needed): e.g. the bot's
+    labels of the agent's own states from `tc-make-dagger-demos`. A name, file, shard
+    directory or glob, as --demos."""
+    init_from: str | None = None
+    """Start from this checkpoint's weights and vocabulary (a model name, for its best.pt as
+    the evaluation commands load it, or a .pt path)
+    instead of a fresh initialisation: fine-tuning, e.g. on --extra-demos. The architecture
+    flags must match it; the optimizer and the counters start afresh."""
     env: str = "BabyAI-BossLevel-v0"
     """The BabyAI level of the demos; validation plays fresh levels of it."""
     model: str | None = None

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from babyai.agent.checkpoint import read_checkpoint, save_checkpoint
+from babyai.agent.checkpoint import check_compatible, read_checkpoint, save_checkpoint
 from babyai.agent.layers import cpu_has_fast_bf16, use_bf16_convolutions
 from babyai.agent.model import build_agent
 from babyai.common import storage
@@ -94,9 +94,15 @@ class Trainer:
         if resume is not None:
             keep_saved_speed_settings(resume, config)
             check_same_run(resume, config, self.run_dir, self.files.last)
-        self._load_data(root, Vocabulary.from_list(resume["vocab"]) if resume else None)
+        initial = None
+        if resume is None and config.init_from is not None:
+            initial = read_checkpoint(storage.checkpoint_path(config.init_from, root))
+        saved = resume or initial
+        self._load_data(root, Vocabulary.from_list(saved["vocab"]) if saved else None)
 
         self.agent = build_agent(config.model_config(len(self.vocab))).to(self.device)
+        if initial is not None:
+            self._initialise(initial)
         self.conv_bf16 = self.device.type == "cpu" and (
             config.conv_precision == "bf16"
             or (config.conv_precision == "auto" and cpu_has_fast_bf16()))
@@ -134,7 +140,13 @@ class Trainer:
             raise UserError(f"validation demonstrations not found: {valid} "
                             "(training needs a `_valid` file next to the training demos)")
         check_pair(demos, valid, needs_thoughts=config.use_thoughts)
-        self.train_data = load_dataset(demos, env=config.env, vocab=saved_vocab,
+        source: Any = demos
+        if config.extra_demos is not None:
+            if config.episodes is not None:
+                raise UserError("--episodes limits --demos alone and cannot be combined with "
+                                "--extra-demos; cut the demos file instead")
+            source = [demos, storage.demos_path(config.extra_demos, root)]
+        self.train_data = load_dataset(source, env=config.env, vocab=saved_vocab,
                                        limit=config.episodes)
         if config.episodes is not None and len(self.train_data) < config.episodes:
             raise UserError(f"--episodes {config.episodes}: {demos} holds only "
@@ -142,6 +154,13 @@ class Trainer:
         self.vocab = self.train_data.vocab
         self.valid_data = load_dataset(valid, env=config.env, vocab=self.vocab)
         check_validation_seeds(config, self.train_data.seeds.tolist())
+
+    def _initialise(self, initial: dict) -> None:
+        """Take the weights of --init-from (its vocabulary is already the run's)."""
+        path = self.config.init_from
+        check_compatible(initial, self.config.model_config(len(self.vocab)), path)
+        self.agent.load_state_dict(initial["state_dict"], strict=True)
+        log.info("initialised from %s", path)
 
     def _restore(self, resume: dict) -> None:
         extra = resume["extra"]

@@ -1,0 +1,188 @@
+"""On-policy demonstrations (DAgger): the thinking bot labels the states the agent reaches.
+
+Imitation trains on the demonstrator's states only. A learned agent soon reaches states the
+demonstrator never visits, and there it has nothing to imitate: the bot's demos never hold
+a key the mission does not name by mistake (their noise only turns and steps), so an agent
+that picks one up keeps thinking "unlock ... door" where the bot would drop it (the key
+loop `tc-failure-modes` counts). DAgger (Ross, Gordon and Bagnell, 2011) plays the agent,
+asks the expert what it would do at every state reached, and adds those labels to the
+training data. The thinking bot labels both levels at once: its thought and its action.
+
+Here the agent's own sampled actions drive each episode (DAgger's beta = 0, the usual choice
+once a policy has been trained on the expert's demos); at every state the bot plans the rest
+of the mission afresh from where the agent stands (the same bot the oracle evaluation asks,
+:meth:`babyai.env.bot.ThinkingBot.act` with `replan=True`). An episode becomes a
+demonstration whose images and directions are what the agent saw and whose actions and
+thoughts are the bot's; it stops where the bot gives up. Episode k plays level
+`DAGGER_START + seed + k` (see babyai.common.seeds), away from every evaluation range.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from babyai.agent.checkpoint import load_agent
+from babyai.agent.records import EpisodeRecord
+from babyai.agent.rollout import RolloutOptions, run_episodes
+from babyai.common.cli import non_negative_int, positive_int
+from babyai.common.errors import UserError
+from babyai.common.locks import writer_lock
+from babyai.common.runtime import torch_threads
+from babyai.common.seeds import DAGGER_START
+from babyai.common.storage import demos_path, storage_root
+from babyai.demos.episode import Episode
+from babyai.demos.files import PackedEpisode, read_demo_file, save_demos
+from babyai.env.thoughts import thought_family
+
+log = logging.getLogger(__name__)
+
+SOURCE = "dagger"
+"""The `source` of a file's metadata that marks on-policy labels."""
+
+
+def labelled_episode(record: EpisodeRecord) -> Episode | None:
+    """The bot-labelled demonstration of one played episode (None if the bot labelled no step).
+
+    Needs a record played with `bot_thoughts=True` and `keep_observations=True`. Labels run
+    from the first step to the last the bot answered: the bot is asked before every
+    executed step until it gives up, so its answers are a prefix of the steps.
+    """
+    labelled = len(record.bot_thoughts)
+    if len(record.bot_actions) != labelled or len(record.observations) < labelled:
+        raise ValueError(f"seed {record.seed}: the record has {labelled} bot thoughts, "
+                         f"{len(record.bot_actions)} bot actions and "
+                         f"{len(record.observations)} observations (play it with "
+                         "bot_thoughts=True and keep_observations=True)")
+    if labelled == 0:
+        return None
+    images = np.stack([image for image, _ in record.observations[:labelled]])
+    directions = [direction for _, direction in record.observations[:labelled]]
+    return Episode(record.mission, images, directions, record.bot_actions[:labelled],
+                   record.bot_thoughts[:labelled], record.seed)
+
+
+@dataclass(frozen=True)
+class DaggerConfig:
+    """What `tc-make-dagger-demos` plays and where it writes."""
+
+    model: str
+    """The agent that plays: a model name under <storage>/models (its best.pt) or a .pt path."""
+    demos: str
+    """Output name under <storage>/demos (or a .pkl path); train on it with
+    `tc-train --extra-demos NAME`."""
+    env: str = "BabyAI-MiniBossLevel-v0"
+    """The level the agent plays (that of its demos)."""
+    episodes: int = field(default=1000, metadata={"type": positive_int})
+    """Levels the agent plays (episodes where the bot gives up at once add nothing)."""
+    seed: int = field(default=0, metadata={"type": non_negative_int})
+    """Episode k plays level DAGGER_START + seed + k (choose another seed for fresh levels)."""
+    sample_seed: int = field(default=0, metadata={"type": non_negative_int})
+    """Seeds the agent's action sampling (with each level's seed)."""
+    argmax: bool = False
+    """Greedy actions instead of sampled ones."""
+    save_interval: int = field(default=250, metadata={"type": positive_int})
+    """Save atomically every this many levels; re-running the command continues there."""
+    max_batch: int = field(default=64, metadata={"type": positive_int})
+    """Environments stepped together."""
+    storage: str | None = None
+    """Storage root (default $TC_STORAGE, else ./storage)."""
+
+    def meta(self, checkpoint: Path) -> dict:
+        """The settings written into (and checked against) the output file."""
+        stat = checkpoint.stat()
+        return {"env": self.env, "source": SOURCE, "model": str(checkpoint),
+                "model_fingerprint": f"{stat.st_size}-{stat.st_mtime_ns}",
+                "seed": self.seed, "sample_seed": self.sample_seed, "argmax": self.argmax,
+                "first_level_seed": DAGGER_START + self.seed}
+
+
+@dataclass
+class DaggerSummary:
+    """What a collection produced."""
+
+    path: Path
+    played: int
+    episodes: int
+    steps: int
+    agent_success: float
+    bot_gave_up: int
+    families: Counter
+    seconds: float
+
+    def lines(self) -> list[str]:
+        total = sum(self.families.values()) or 1
+        top = ", ".join(f"{name} {100 * count / total:.1f}%"
+                        for name, count in self.families.most_common(6))
+        return [f"{self.path}: {self.episodes} labelled episodes ({self.steps} steps) from "
+                f"{self.played} levels played; agent success {100 * self.agent_success:.1f}%; "
+                f"the bot gave up in {self.bot_gave_up}",
+                f"  bot thoughts on the agent's states: {top}",
+                f"  {self.seconds:.0f} s"]
+
+
+def _fingerprint(meta: dict) -> str:
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _resume_point(path: Path, meta: dict) -> tuple[list[PackedEpisode], dict]:
+    """Episodes and counters of an interrupted run with the same settings (else nothing)."""
+    if not path.exists():
+        return [], {"played": 0, "successes": 0, "gave_up": 0}
+    saved = read_demo_file(path)
+    if saved.meta.get("run_id") != _fingerprint(meta):
+        raise UserError(f"{path} exists and was made with other settings "
+                        f"(model, level, seeds); choose another --demos or delete it")
+    progress = saved.meta.get("progress", {})
+    return saved.episodes, {key: int(progress.get(key, 0))
+                            for key in ("played", "successes", "gave_up")}
+
+
+def collect(config: DaggerConfig, progress: bool = True) -> DaggerSummary:
+    """Play `config.episodes` levels with the agent, the bot labelling every state; write the
+    labelled episodes (resuming an interrupted run with the same settings)."""
+    root = storage_root(config.storage)
+    path = demos_path(config.demos, root)
+    loaded = load_agent(config.model, root)
+    meta = config.meta(loaded.path)
+    run_id = _fingerprint(meta)
+    start = time.perf_counter()
+    with writer_lock(path, "dataset"):
+        episodes, counters = _resume_point(path, meta)
+        bar = tqdm(total=config.episodes, initial=counters["played"], desc="dagger levels",
+                   unit="level", disable=not progress)
+        try:
+            while counters["played"] < config.episodes:
+                first = counters["played"]
+                count = min(config.save_interval, config.episodes - first)
+                seeds = [DAGGER_START + config.seed + k for k in range(first, first + count)]
+                options = RolloutOptions(argmax=config.argmax, max_batch=config.max_batch,
+                                         bot_thoughts=True, keep_observations=True,
+                                         sample_seed=config.sample_seed)
+                with torch_threads(1):
+                    records = run_episodes(loaded.agent, loaded.vocab, config.env, seeds,
+                                           options)
+                for record in records:
+                    episode = labelled_episode(record)
+                    if episode is not None:
+                        episodes.append(PackedEpisode.pack(episode))
+                    counters["successes"] += int(record.success)
+                    counters["gave_up"] += int(record.bot_failure is not None)
+                counters["played"] += count
+                save_demos(path, episodes, {**meta, "run_id": run_id, "split": "train",
+                                            "progress": counters})
+                bar.update(count)
+        finally:
+            bar.close()
+    families = Counter(thought_family(thought) for episode in episodes for thought in episode.thoughts)
+    return DaggerSummary(path, counters["played"], len(episodes),
+                         sum(len(episode) for episode in episodes),
+                         counters["successes"] / max(counters["played"], 1),
+                         counters["gave_up"], families, time.perf_counter() - start)

@@ -1,0 +1,116 @@
+"""On-policy labels (DAgger): records to episodes, the collection command (resume, refusals)
+and training on them from a checkpoint (--extra-demos, --init-from)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from synthetic_demos import write_demos
+
+from babyai.agent.checkpoint import read_checkpoint
+from babyai.agent.records import EpisodeRecord
+from babyai.commands import make_dagger_demos, train_tc
+from babyai.common.errors import UserError
+from babyai.common.seeds import DAGGER_START
+from babyai.training.dagger import labelled_episode
+from babyai.demos.files import read_demo_file
+from babyai.training.config import TrainConfig
+from babyai.training.trainer import Trainer
+
+ENV = "BabyAI-GoToRedBall-v0"
+DIMS = ["--memory-dim", "24", "--instr-dim", "16", "--image-dim", "16"]
+
+
+def _observation(value: int) -> tuple[np.ndarray, int]:
+    return np.full((7, 7, 3), value, dtype=np.uint8), value % 4
+
+
+def test_a_record_becomes_the_bots_labels_on_the_agents_states_until_the_bot_gave_up():
+    record = EpisodeRecord(seed=7, mission="go to the red ball", length=3, actions=[2, 2, 0],
+                           bot_thoughts=["go to red ball", "go to red ball"],
+                           bot_actions=[1, 2], bot_failure="step 2: gave up",
+                           observations=[_observation(v) for v in (1, 2, 3)])
+    episode = labelled_episode(record)
+    assert len(episode) == 2 and episode.seed == 7 and episode.mission == "go to the red ball"
+    assert episode.actions.tolist() == [1, 2]  # the bot's actions, not the agent's [2, 2]
+    assert episode.thoughts == ["go to red ball", "go to red ball"]
+    assert episode.images[:, 0, 0, 0].tolist() == [1, 2]
+    assert episode.directions.tolist() == [1, 2]
+    assert labelled_episode(EpisodeRecord(seed=1, mission="m", bot_failure="step 0: x")) is None
+    with pytest.raises(ValueError, match="keep_observations=True"):
+        labelled_episode(EpisodeRecord(seed=1, mission="m", bot_thoughts=["t"], bot_actions=[0]))
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A tiny TC agent trained on synthetic demos (its own states are far from the bot's)."""
+    write_demos(tmp_path, count=14, valid_count=4)
+    train_tc.main(["--env", ENV, "--demos", "synth", "--storage", str(tmp_path), *DIMS,
+                   "--batch-size", "6", "--epochs", "1", "--val-episodes", "0",
+                   "--model", "base", "--device", "cpu", "--threads", "1"])
+    return tmp_path
+
+
+def _collect(root, name, episodes, *extra):
+    return make_dagger_demos.main(["--model", "base", "--env", "GoToRedBall", "--demos", name,
+                                   "--episodes", str(episodes), "--storage", str(root),
+                                   "--save-interval", "2", "--max-batch", "3",
+                                   "--no-progress", *extra])
+
+
+def test_collection_labels_every_step_resumes_and_refuses_other_settings(trained):
+    summary = _collect(trained, "dg", 3)
+    assert summary.played == 3 and 0 < summary.episodes <= 3 and summary.steps > 0
+    demo_file = read_demo_file(trained / "demos" / "dg.pkl")
+    assert demo_file.meta["source"] == "dagger" and demo_file.meta["env"] == ENV
+    assert demo_file.meta["progress"]["played"] == 3
+    assert {e.seed for e in demo_file.episodes} <= {DAGGER_START + k for k in range(3)}
+    # every label is a bot thought of the level's families and a valid action
+    episode = demo_file.episodes[0].unpack()
+    assert all(thought for thought in episode.thoughts) and set(episode.actions) <= set(range(7))
+
+    # continuing to 5 levels equals collecting 5 at once
+    resumed = _collect(trained, "dg", 5)
+    fresh = _collect(trained, "dg_fresh", 5)
+    assert resumed.played == fresh.played == 5 and resumed.steps == fresh.steps
+    a = [e.unpack() for e in read_demo_file(trained / "demos" / "dg.pkl").episodes]
+    b = [e.unpack() for e in read_demo_file(trained / "demos" / "dg_fresh.pkl").episodes]
+    assert [(e.seed, e.actions.tolist(), e.thoughts) for e in a] == \
+        [(e.seed, e.actions.tolist(), e.thoughts) for e in b]
+    assert all(np.array_equal(x.images, y.images) for x, y in zip(a, b))
+
+    before = (trained / "demos" / "dg.pkl").read_bytes()
+    with pytest.raises(UserError, match="other settings"):
+        _collect(trained, "dg", 6, "--sample-seed", "1")
+    assert (trained / "demos" / "dg.pkl").read_bytes() == before
+    with pytest.raises(UserError, match="checkpoint not found"):
+        make_dagger_demos.main(["--model", "nothing", "--demos", "x", "--storage", str(trained)])
+
+
+def test_training_from_a_checkpoint_on_demos_plus_on_policy_labels(trained):
+    _collect(trained, "dg", 3)
+    labels = len(read_demo_file(trained / "demos" / "dg.pkl").episodes)
+    config = TrainConfig(demos="synth", env=ENV, storage=str(trained), memory_dim=24,
+                         instr_dim=16, image_dim=16, batch_size=6, epochs=1, val_episodes=0,
+                         extra_demos="dg", init_from="base", model="finetuned", device="cpu",
+                         threads=1)
+    trainer = Trainer(config)
+    assert len(trainer.train_data) == 14 + labels
+    base = read_checkpoint(trained / "models" / "base" / "best.pt")
+    assert trainer.vocab.itos == base["vocab"]
+    for name, tensor in trainer.agent.state_dict().items():
+        assert torch.equal(tensor, base["state_dict"][name]), name
+    summary = trainer.run()
+    assert summary.epochs_done == 1 and summary.frames > 0
+
+    with pytest.raises(UserError, match="another architecture"):
+        Trainer(TrainConfig(demos="synth", env=ENV, storage=str(trained), memory_dim=32,
+                            instr_dim=16, image_dim=16, epochs=1, val_episodes=0,
+                            init_from="base", model="wrong_dims", device="cpu"))
+    with pytest.raises(UserError, match="cannot be combined with --extra-demos"):
+        Trainer(TrainConfig(demos="synth", env=ENV, storage=str(trained), episodes=5,
+                            extra_demos="dg", model="limited", device="cpu"))
+    with pytest.raises(UserError, match="checkpoint not found"):
+        Trainer(TrainConfig(demos="synth", env=ENV, storage=str(trained), epochs=1,
+                            init_from="missing", model="nowhere", device="cpu"))
