@@ -13,6 +13,7 @@ from babyai.agent.records import EpisodeRecord
 from babyai.commands import make_dagger_demos, train_tc
 from babyai.common.errors import UserError
 from babyai.common.seeds import DAGGER_START
+from babyai.data.dataset import NO_ACTION
 from babyai.training.dagger import labelled_episode
 from babyai.demos.files import read_demo_file
 from babyai.training.config import TrainConfig
@@ -114,3 +115,20 @@ def test_training_from_a_checkpoint_on_demos_plus_on_policy_labels(trained):
     with pytest.raises(UserError, match="checkpoint not found"):
         Trainer(TrainConfig(demos="synth", env=ENV, storage=str(trained), epochs=1,
                             init_from="missing", model="nowhere", device="cpu"))
+
+
+def test_thoughts_only_extra_demos_train_the_thought_loss_alone(trained):
+    _collect(trained, "dg", 3)
+    labels = read_demo_file(trained / "demos" / "dg.pkl").episodes
+    config = TrainConfig(demos="synth", env=ENV, storage=str(trained), memory_dim=24,
+                         instr_dim=16, image_dim=16, batch_size=6, epochs=1, val_episodes=0,
+                         extra_demos="dg", extra_demos_labels="thoughts", init_from="base",
+                         model="thoughts_only", device="cpu", threads=1)
+    trainer = Trainer(config)
+    data = trainer.train_data
+    extra_steps = sum(len(e) for e in labels)
+    assert (data.actions[-extra_steps:] == NO_ACTION).all()
+    assert (data.actions[:-extra_steps] < 7).all()
+    assert trainer.run().frames > 0
+    with pytest.raises(UserError, match="needs --extra-demos and a TC run"):
+        TrainConfig(demos="synth", env=ENV, extra_demos_labels="thoughts").check()

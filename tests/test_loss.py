@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from babyai.data.dataset import NO_ACTION
 from babyai.training.loss import imitation_loss, thought_nll
 from babyai.data.vocab import BOS, EOS, PAD
 
@@ -88,3 +89,17 @@ def test_summed_thought_loss_is_the_mean_times_the_thought_length():
     assert per_step_sum[1] == pytest.approx(2 * per_step_mean[1], rel=1e-6)
     with pytest.raises(ValueError):
         thought_nll(logits, targets, reduction="max")
+
+
+def test_steps_without_an_action_label_train_only_their_thought():
+    torch.manual_seed(0)
+    logits, thought_logits = torch.randn(4, 7), torch.randn(4, 3, 9)
+    targets = torch.tensor([[2, 5, 6, 3], [2, 7, 3, 0], [2, 4, 3, 0], [2, 8, 8, 3]])
+    actions = torch.tensor([1, NO_ACTION, 4, NO_ACTION])
+    parts = imitation_loss(logits, actions, thought_logits, targets, entropy_coef=0.0,
+                           sg_coef=1.0)
+    log_probs = torch.log_softmax(logits, dim=-1)
+    assert parts.action.item() == pytest.approx(-(log_probs[0, 1] + log_probs[2, 4]).item() / 4)
+    full = imitation_loss(logits, torch.tensor([1, 0, 4, 0]), thought_logits, targets)
+    assert parts.thought.item() == pytest.approx(full.thought.item())  # every thought counts
+    assert parts.steps == 4 and int(parts.action_correct) <= 2

@@ -60,6 +60,11 @@ class _Interner:
         return list(self.index)
 
 
+NO_ACTION = 255
+"""The action of a step whose action is not imitated (see `load_dataset(thoughts_only=...)`):
+the loss counts its thought and skips its action."""
+
+
 class _Builder:
     """Accumulates episodes in compact form; strings are interned, tokenized at the end."""
 
@@ -73,7 +78,7 @@ class _Builder:
         self.thoughts = _Interner()
         self.missions = _Interner()
 
-    def add(self, episode: PackedEpisode | Episode) -> None:
+    def add(self, episode: PackedEpisode | Episode, actions: bool = True) -> None:
         if isinstance(episode, Episode):
             episode = PackedEpisode.pack(episode)
         length = len(episode)
@@ -81,7 +86,8 @@ class _Builder:
             raise UserError(f"demonstration with seed {episode.seed} has no steps")
         self.packed.append(episode.packed_images)
         self.lengths.append(length)
-        self.actions.append(np.asarray(episode.actions, dtype=np.uint8))
+        self.actions.append(np.asarray(episode.actions, dtype=np.uint8) if actions
+                            else np.full(length, NO_ACTION, dtype=np.uint8))
         self.thought_ids.append(np.fromiter((self.thoughts(t) for t in episode.thoughts),
                                             dtype=np.int64, count=length))
         self.mission_ids.append(self.missions(episode.mission))
@@ -274,7 +280,9 @@ def _file_level(meta: dict) -> str | None:
 
 def load_dataset(source: str | os.PathLike | Sequence[str | os.PathLike], *,
                  env: str | None = None, vocab: Vocabulary | None = None,
-                 limit: int | None = None) -> DemoDataset:
+                 limit: int | None = None,
+                 thoughts_only: str | os.PathLike | Sequence[str | os.PathLike] = ()
+                 ) -> DemoDataset:
     """Read demonstrations file by file into a :class:`DemoDataset`.
 
     Args:
@@ -282,9 +290,12 @@ def load_dataset(source: str | os.PathLike | Sequence[str | os.PathLike], *,
         env: if given, a file whose metadata names another level is a :class:`UserError`.
         vocab: tokenize with this vocabulary (else one is built from these demos).
         limit: use only the first `limit` episodes.
+        thoughts_only: more files, read after `source`, whose actions are replaced by
+            NO_ACTION: their steps train the thought loss only.
     """
     builder = _Builder()
-    for path in demo_files(source):
+    extra = demo_files(thoughts_only) if thoughts_only else []
+    for path, actions in [(p, True) for p in demo_files(source)] + [(p, False) for p in extra]:
         if limit is not None and len(builder.packed) >= limit:
             break
         demo_file = read_demo_file(path)
@@ -295,10 +306,11 @@ def load_dataset(source: str | os.PathLike | Sequence[str | os.PathLike], *,
         for episode in demo_file.episodes:
             if limit is not None and len(builder.packed) >= limit:
                 break
-            builder.add(episode)
+            builder.add(episode, actions)
         del demo_file
     dataset = builder.build(vocab)
     log.info("loaded %d episodes (%d steps, %d distinct thoughts, %.1f MB resident) from %s",
              len(dataset), dataset.num_steps, len(dataset.thought_texts),
-             dataset.compressed_bytes() / 1e6, source)
+             dataset.compressed_bytes() / 1e6,
+             f"{source} (thoughts only: {thoughts_only})" if thoughts_only else source)
     return dataset

@@ -17,6 +17,7 @@ from babyai.training.loss import THOUGHT_REDUCTIONS
 LAYOUTS = ("lanes", "episodes")
 CONV_PRECISIONS = ("auto", "bf16", "fp32")
 CPU_PRECISIONS = ("fp32", "bf16")
+EXTRA_LABELS = ("both", "thoughts")
 
 
 @dataclass
@@ -30,6 +31,11 @@ class TrainConfig:
     """More training episodes, added to --demos (no `_valid` sibling needed): e.g. the bot's
     labels of the agent's own states from `tc-make-dagger-demos`. A name, file, shard
     directory or glob, as --demos."""
+    extra_demos_labels: str = field(default="both", metadata={"choices": EXTRA_LABELS})
+    """What --extra-demos teach: `both` (thoughts and actions) or `thoughts` (their actions
+    are not imitated: the thought loss only, e.g. to teach the upper level recoveries
+    without the lower level imitating actions on the agent's own states; the logged action
+    accuracy then counts their steps as misses)."""
     init_from: str | None = None
     """Start from this checkpoint's weights and vocabulary (a model name, for its best.pt as
     the evaluation commands load it, or a .pt path)
@@ -168,6 +174,13 @@ class TrainConfig:
         if self.history_thoughts not in HISTORY_THOUGHTS:
             raise UserError(f"unknown --history-thoughts {self.history_thoughts!r}; available: "
                             f"{', '.join(HISTORY_THOUGHTS)}")
+        if self.extra_demos_labels not in EXTRA_LABELS:
+            raise UserError(f"unknown --extra-demos-labels {self.extra_demos_labels!r}; "
+                            f"available: {', '.join(EXTRA_LABELS)}")
+        if self.extra_demos_labels == "thoughts" and (self.extra_demos is None
+                                                      or not self.use_thoughts):
+            raise UserError("--extra-demos-labels thoughts needs --extra-demos and a TC run "
+                            "(a BC run would learn nothing from them)")
         if not 0 <= self.tf_floor <= 1:
             raise UserError(f"--tf-floor must be in [0, 1], got {self.tf_floor}")
         if self.tf_floor > 0 and self.stop_tf is None:

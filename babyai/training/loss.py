@@ -5,7 +5,9 @@ target thought: by default the SUM of its token NLLs (its words and the end toke
 original implementation computes it; `reduction="mean"` averages over the tokens instead,
 which weakens the thought term by the mean thought length (about 7x on MiniBossLevel) at
 the same `sg_coef`. Each part is averaged over the valid steps;
-total = action − entropy_coef·entropy + sg_coef·thought.
+total = action − entropy_coef·entropy + sg_coef·thought. A step whose action is NO_ACTION
+(a thoughts-only demo) adds nothing to the action and entropy sums; it still counts in the
+average, so such steps scale the action term down rather than up-weighting the others.
 
 The average divides by `denominator` when given (default: the number of valid steps). The
 trainer passes the number of valid steps of the whole batch (over all windows and ranks), so
@@ -18,6 +20,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from babyai.data.dataset import NO_ACTION
 from babyai.data.vocab import PAD
 
 
@@ -55,9 +58,11 @@ def imitation_loss(action_logits: torch.Tensor, actions: torch.Tensor,
     action_logits = action_logits.float()
     if valid is None:
         valid = torch.ones_like(actions, dtype=torch.bool)
-    weight = valid.float()
     steps = int(valid.sum())
     denom = float(denominator) if denominator is not None else max(steps, 1)
+    labelled = valid & (actions != NO_ACTION)
+    weight = labelled.float()
+    actions = torch.where(labelled, actions, torch.zeros_like(actions))
 
     log_probs = F.log_softmax(action_logits, dim=-1)
     action_nll = -log_probs.gather(1, actions.long()[:, None]).squeeze(1)
@@ -73,7 +78,7 @@ def imitation_loss(action_logits: torch.Tensor, actions: torch.Tensor,
 
     total = action - entropy_coef * entropy_mean + sg_coef * thought
     with torch.no_grad():
-        correct = ((action_logits.argmax(dim=-1) == actions) & valid).sum()
+        correct = ((action_logits.argmax(dim=-1) == actions) & labelled).sum()
     return LossParts(total, action, thought, entropy_mean, correct, steps)
 
 

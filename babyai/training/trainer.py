@@ -140,14 +140,16 @@ class Trainer:
             raise UserError(f"validation demonstrations not found: {valid} "
                             "(training needs a `_valid` file next to the training demos)")
         check_pair(demos, valid, needs_thoughts=config.use_thoughts)
-        source: Any = demos
+        source: list[Path] = [demos]
+        thoughts_only: list[Path] = []
         if config.extra_demos is not None:
             if config.episodes is not None:
                 raise UserError("--episodes limits --demos alone and cannot be combined with "
                                 "--extra-demos; cut the demos file instead")
-            source = [demos, storage.demos_path(config.extra_demos, root)]
+            extra = storage.demos_path(config.extra_demos, root)
+            (thoughts_only if config.extra_demos_labels == "thoughts" else source).append(extra)
         self.train_data = load_dataset(source, env=config.env, vocab=saved_vocab,
-                                       limit=config.episodes)
+                                       limit=config.episodes, thoughts_only=thoughts_only)
         if config.episodes is not None and len(self.train_data) < config.episodes:
             raise UserError(f"--episodes {config.episodes}: {demos} holds only "
                             f"{len(self.train_data)} episodes")
