@@ -8,7 +8,7 @@ The agent plays `--episodes` fresh levels (seeds from 5e12, see babyai/common/se
 its own sampled actions; at every state the bot says what it would think and do from there.
 The result is a demonstration file (no `_valid` sibling) to add to training with
 `--extra-demos`. Re-running the same command continues an interrupted run. See
-babyai.training.dagger.py for why and how.
+babyai/training/dagger.py for why and how.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from typing import Sequence
 
 from babyai.common import flags
 from babyai.common.cli import run
-from babyai.training.dagger import DaggerConfig, DaggerSummary, collect
 from babyai.env.envs import check_level
 from babyai.evaluation.levels import normalize_env_name
+from babyai.training.dagger import DaggerConfig, DaggerSummary, collect
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,10 +37,10 @@ class TrainConfig:
     without the lower level imitating actions on the agent's own states; the logged action
     accuracy then counts their steps as misses)."""
     init_from: str | None = None
-    """Start from this checkpoint's weights and vocabulary (a model name, for its best.pt as
-    the evaluation commands load it, or a .pt path)
-    instead of a fresh initialisation: fine-tuning, e.g. on --extra-demos. The architecture
-    flags must match it; the optimizer and the counters start afresh."""
+    """Start from this checkpoint's weights and vocabulary instead of a fresh initialisation
+    (a model name, for its best.pt as the evaluation commands load it, or a .pt path):
+    fine-tuning, e.g. on --extra-demos. The architecture flags must match it; the optimizer
+    and the counters start afresh."""
     env: str = "BabyAI-BossLevel-v0"
     """The BabyAI level of the demos; validation plays fresh levels of it."""
     model: str | None = None

@@ -9,8 +9,9 @@ asks the expert what it would do at every state reached, and adds those labels t
 training data. The thinking bot labels both levels at once: its thought and its action.
 
 Here the agent's own sampled actions drive each episode (DAgger's beta = 0, the usual choice
-once a policy has been trained on the expert's demos); at every state the bot plans the rest
-of the mission afresh from where the agent stands (the same bot the oracle evaluation asks,
+once a policy has been trained on the expert's demos); the bot is asked at every state, and
+after any action of the agent's it did not suggest it plans the rest of the mission afresh
+from where the agent stands (the same bot the oracle evaluation asks,
 :meth:`babyai.env.bot.ThinkingBot.act` with `replan=True`). An episode becomes a
 demonstration whose images and directions are what the agent saw and whose actions and
 thoughts are the bot's; it stops where the bot gives up. Episode k plays level
