@@ -81,6 +81,11 @@ def test_collection_labels_every_step_resumes_and_refuses_other_settings(trained
         [(e.seed, e.actions.tolist(), e.thoughts) for e in b]
     assert all(np.array_equal(x.images, y.images) for x, y in zip(a, b))
 
+    # without --env the agent plays the level its checkpoint was trained on
+    make_dagger_demos.main(["--model", "base", "--demos", "dg_env", "--episodes", "1",
+                            "--storage", str(trained), "--no-progress"])
+    assert read_demo_file(trained / "demos" / "dg_env.pkl").meta["env"] == ENV
+
     before = (trained / "demos" / "dg.pkl").read_bytes()
     with pytest.raises(UserError, match="other settings"):
         _collect(trained, "dg", 6, "--sample-seed", "1")

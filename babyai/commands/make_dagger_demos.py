@@ -1,7 +1,6 @@
 """Label the agent's own states with the thinking bot's thoughts and actions (DAgger).
 
-    tc-make-dagger-demos --model boss_tc --env BabyAI-MiniBossLevel-v0 \\
-        --episodes 2000 --demos boss_tc_dagger
+    tc-make-dagger-demos --model boss_tc --episodes 2000 --demos boss_tc_dagger
     tc-train --demos boss --extra-demos boss_tc_dagger --init-from boss_tc --model boss_tc_dg ...
 
 The agent plays `--episodes` fresh levels (seeds from 5e12, see babyai/common/seeds.py) with
@@ -32,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> DaggerSummary:
     args = build_parser().parse_args(argv)
-    args.env = check_level(normalize_env_name(args.env))
+    if args.env is not None:
+        args.env = check_level(normalize_env_name(args.env))
     summary = collect(flags.config_from_args(DaggerConfig, args), progress=not args.no_progress)
     print("\n".join(summary.lines()))
     return summary

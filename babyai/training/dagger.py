@@ -19,6 +19,7 @@ thoughts are the bot's; it stops where the bot gives up. Episode k plays level
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -79,8 +80,8 @@ class DaggerConfig:
     demos: str
     """Output name under <storage>/demos (or a .pkl path); train on it with
     `tc-train --extra-demos NAME`."""
-    env: str = "BabyAI-MiniBossLevel-v0"
-    """The level the agent plays (that of its demos)."""
+    env: str | None = None
+    """The level the agent plays (default: the level the checkpoint was trained on)."""
     episodes: int = field(default=1000, metadata={"type": positive_int})
     """Levels the agent plays (episodes where the bot gives up at once add nothing)."""
     seed: int = field(default=0, metadata={"type": non_negative_int})
@@ -152,6 +153,11 @@ def collect(config: DaggerConfig, progress: bool = True) -> DaggerSummary:
     root = storage_root(config.storage)
     path = demos_path(config.demos, root)
     loaded = load_agent(config.model, root)
+    if config.env is None:
+        trained_on = loaded.extra.get("train_config", {}).get("env")
+        if not trained_on:
+            raise UserError(f"{loaded.path} does not record its training level; pass --env")
+        config = dataclasses.replace(config, env=trained_on)
     meta = config.meta(loaded.path)
     run_id = _fingerprint(meta)
     start = time.perf_counter()
