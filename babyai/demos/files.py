@@ -23,6 +23,7 @@ file, a directory of shards, a glob, or a list of those.
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
 import json
 import os
 import pickle
@@ -267,6 +268,13 @@ def read_demo_meta(path: str | os.PathLike) -> dict:
         raise UserError(f"cannot read demonstration file {path}: corrupt or not a "
                         f"demonstration file ({type(error).__name__}: {error})") from error
     return read_demo_file(path).meta
+
+
+def settings_id(settings: dict) -> str:
+    """A short hash of the settings that made a file (its `run_id`): the same settings always
+    give the same id, so re-running a command writes the same bytes and can recognise its
+    own partial output."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def check_pair(train: str | os.PathLike, valid: str | os.PathLike,

@@ -17,8 +17,6 @@ byte.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import multiprocessing
 import os
@@ -40,7 +38,7 @@ from babyai.common.locks import writer_lock
 from babyai.common.seeds import MAX_ATTEMPTS, VALID_DEMO_OFFSET, demo_seed
 from babyai.common.storage import ensure_writable_dir, valid_path
 from babyai.demos.episode import Episode
-from babyai.demos.files import PackedEpisode, read_demo_file, save_demos
+from babyai.demos.files import PackedEpisode, read_demo_file, save_demos, settings_id
 from babyai.env.envs import ACTION_NAMES, cached_env, check_level
 from babyai.env.bot import play_bot
 from babyai.env.thoughts import random_thought, thought_family
@@ -147,7 +145,7 @@ class GenerationConfig:
         settings = {"env": self.env, "seed": self.seed, "noise_rate": self.noise_rate,
                     "filter_steps": self.filter_steps, "episodes": self.episodes,
                     "valid_episodes": self.valid_episodes, "minigrid": minigrid.__version__}
-        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        return settings_id(settings)
 
 
 @dataclass(frozen=True)

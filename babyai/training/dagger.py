@@ -20,8 +20,6 @@ thoughts are the bot's; it stops where the bot gives up. Episode k plays level
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import time
 from collections import Counter
@@ -41,7 +39,7 @@ from babyai.common.runtime import torch_threads
 from babyai.common.seeds import DAGGER_START
 from babyai.common.storage import demos_path, storage_root
 from babyai.demos.episode import Episode
-from babyai.demos.files import PackedEpisode, read_demo_file, save_demos
+from babyai.demos.files import PackedEpisode, read_demo_file, save_demos, settings_id
 from babyai.env.thoughts import thought_family
 
 log = logging.getLogger(__name__)
@@ -130,16 +128,12 @@ class DaggerSummary:
                 f"  {self.seconds:.0f} s"]
 
 
-def _fingerprint(meta: dict) -> str:
-    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _resume_point(path: Path, meta: dict) -> tuple[list[PackedEpisode], dict]:
+def _resume_point(path: Path, run_id: str) -> tuple[list[PackedEpisode], dict]:
     """Episodes and counters of an interrupted run with the same settings (else nothing)."""
     if not path.exists():
         return [], {"played": 0, "successes": 0, "gave_up": 0}
     saved = read_demo_file(path)
-    if saved.meta.get("run_id") != _fingerprint(meta):
+    if saved.meta.get("run_id") != run_id:
         raise UserError(f"{path} exists and was made with other settings "
                         f"(model, level, seeds); choose another --demos or delete it")
     progress = saved.meta.get("progress", {})
@@ -159,10 +153,10 @@ def collect(config: DaggerConfig, progress: bool = True) -> DaggerSummary:
             raise UserError(f"{loaded.path} does not record its training level; pass --env")
         config = dataclasses.replace(config, env=trained_on)
     meta = config.meta(loaded.path)
-    run_id = _fingerprint(meta)
+    run_id = settings_id(meta)
     start = time.perf_counter()
     with writer_lock(path, "dataset"):
-        episodes, counters = _resume_point(path, meta)
+        episodes, counters = _resume_point(path, run_id)
         bar = tqdm(total=config.episodes, initial=counters["played"], desc="dagger levels",
                    unit="level", disable=not progress)
         try:
@@ -188,7 +182,8 @@ def collect(config: DaggerConfig, progress: bool = True) -> DaggerSummary:
                 bar.update(count)
         finally:
             bar.close()
-    families = Counter(thought_family(thought) for episode in episodes for thought in episode.thoughts)
+    families = Counter(thought_family(thought) for episode in episodes
+                       for thought in episode.thoughts)
     return DaggerSummary(path, counters["played"], len(episodes),
                          sum(len(episode) for episode in episodes),
                          counters["successes"] / max(counters["played"], 1),

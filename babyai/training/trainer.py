@@ -94,15 +94,16 @@ class Trainer:
         if resume is not None:
             keep_saved_speed_settings(resume, config)
             check_same_run(resume, config, self.run_dir, self.files.last)
-        initial = None
+        initial, initial_path = None, None
         if resume is None and config.init_from is not None:
-            initial = read_checkpoint(storage.checkpoint_path(config.init_from, root))
+            initial_path = storage.checkpoint_path(config.init_from, root)
+            initial = read_checkpoint(initial_path)
         saved = resume or initial
         self._load_data(root, Vocabulary.from_list(saved["vocab"]) if saved else None)
 
         self.agent = build_agent(config.model_config(len(self.vocab))).to(self.device)
         if initial is not None:
-            self._initialise(initial)
+            self._initialise(initial, initial_path)
         self.conv_bf16 = self.device.type == "cpu" and (
             config.conv_precision == "bf16"
             or (config.conv_precision == "auto" and cpu_has_fast_bf16()))
@@ -157,9 +158,8 @@ class Trainer:
         self.valid_data = load_dataset(valid, env=config.env, vocab=self.vocab)
         check_validation_seeds(config, self.train_data.seeds.tolist())
 
-    def _initialise(self, initial: dict) -> None:
+    def _initialise(self, initial: dict, path: Path) -> None:
         """Take the weights of --init-from (its vocabulary is already the run's)."""
-        path = self.config.init_from
         check_compatible(initial, self.config.model_config(len(self.vocab)), path)
         self.agent.load_state_dict(initial["state_dict"], strict=True)
         log.info("initialised from %s", path)
