@@ -8,8 +8,9 @@ import torch
 
 from synthetic_demos import write_demos
 
-from babyai.agent.checkpoint import read_checkpoint
+from babyai.agent.checkpoint import load_agent, read_checkpoint
 from babyai.agent.records import EpisodeRecord
+from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.commands import make_dagger_demos, train_tc
 from babyai.common.errors import UserError
 from babyai.common.seeds import DAGGER_START
@@ -137,3 +138,30 @@ def test_thoughts_only_extra_demos_train_the_thought_loss_alone(trained):
     assert trainer.run().frames > 0
     with pytest.raises(UserError, match="needs --extra-demos and a TC run"):
         TrainConfig(demos="synth", env=ENV, extra_demos_labels="thoughts").check()
+
+
+def test_beta_lets_the_bot_drive_that_share_of_steps(trained):
+    """--beta 1: the bot drives every step it answers, so the labels are the actions played
+    and the levels are won; --beta 0.5: about half the steps, the same on a re-run."""
+    loaded = load_agent("base", trained)
+    seeds = [DAGGER_START + k for k in range(4)]
+    options = RolloutOptions(bot_thoughts=True, bot_action_share=1.0, max_batch=2)
+    records = run_episodes(loaded.agent, loaded.vocab, ENV, seeds, options)
+    for record in records:
+        answered = len(record.bot_actions)
+        assert record.bot_steps == min(answered, record.length) > 0
+        assert record.actions[:answered] == record.bot_actions[:record.length]
+    assert all(record.success for record in records if record.bot_failure is None)
+
+    half = _collect(trained, "dg_half", 6, "--beta", "0.5")
+    again = _collect(trained, "dg_half_again", 6, "--beta", "0.5")
+    assert 0.2 < half.bot_step_share < 0.8 and half.bot_step_share == again.bot_step_share
+    assert read_demo_file(trained / "demos" / "dg_half.pkl").meta["beta"] == 0.5
+    agent_only = _collect(trained, "dg_agent", 6)
+    assert agent_only.bot_step_share == 0
+    with pytest.raises(UserError, match="other settings"):
+        _collect(trained, "dg_half", 6)  # the same file with another beta is refused
+    with pytest.raises(UserError, match="--beta: must be in"):
+        _collect(trained, "dg_bad", 2, "--beta", "1.5")
+    with pytest.raises(UserError, match="needs bot_thoughts"):
+        RolloutOptions(bot_action_share=0.5)

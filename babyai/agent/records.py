@@ -97,6 +97,9 @@ class EpisodeRecord:
     step until the bot gives up."""
     bot_actions: list[int] = field(default_factory=list)
     """The action the bot suggested for the same states, one per entry of `bot_thoughts`."""
+    bot_steps: int = 0
+    """Steps whose executed action was the bot's suggestion rather than the agent's (a
+    bot/agent mixture, `RolloutOptions.bot_action_share`)."""
     bot_failure: str | None = None
     """Set when minigrid's bot could not continue from a state the agent led it into; the
     remaining steps get no bot thought (an oracle run then goes on with the agent's own

@@ -80,6 +80,9 @@ class _Slot:
         self.requested = _requested_object_ids(self.world.instrs)
         self.record = EpisodeRecord(seed=int(seed), mission=self.obs["mission"], env_name=env_name)
         self.rng = np.random.default_rng([int(sample_seed), int(seed)])
+        # Who drives each step under a bot/agent mixture: a stream of its own, so the
+        # agent's action draws are the same with or without one.
+        self.mix_rng = np.random.default_rng([int(sample_seed), int(seed), 1])
         self.render = render
         self.keep_observations = keep_observations
         if render:
@@ -191,6 +194,14 @@ class _Batch:
             self.memory, self.mission = self.memory.index(index), self.mission.index(index)
 
 
+def _mix(slot: _Slot, action: int, bot_answered: bool, bot_share: float) -> int:
+    """The bot's suggestion with probability `bot_share` (where it answered), else `action`."""
+    if bot_answered and slot.mix_rng.random() < bot_share:
+        slot.record.bot_steps += 1
+        return slot.record.bot_actions[-1]
+    return action
+
+
 def _choose_actions(logits: torch.Tensor, slots: Sequence[_Slot], argmax: bool) -> list[int]:
     if argmax:
         return logits.argmax(dim=-1).tolist()
@@ -238,6 +249,10 @@ class RolloutOptions:
     keep_observations: bool = False
     """Keep each executed step's observation (image codes, direction) in the record, to
     turn the agent's own trajectories into training data (see babyai.training.dagger)."""
+    bot_action_share: float = 0.0
+    """DAgger's beta: at each step the bot's suggested action executes instead of the
+    agent's with this probability (needs `bot_thoughts`; steps after the bot gave up are
+    the agent's). Counted in `EpisodeRecord.bot_steps`."""
     timings: dict[str, float] | None = None
     """If given, wall seconds are added per section ("env reset", "env step", "render",
     "bot", "model", "decode+sample"), for benchmarks."""
@@ -246,6 +261,10 @@ class RolloutOptions:
         if self.thought_ablation not in THOUGHT_ABLATIONS:
             raise UserError(f"unknown thought ablation {self.thought_ablation!r}; "
                             f"choose from {', '.join(THOUGHT_ABLATIONS)}")
+        if not 0.0 <= self.bot_action_share <= 1.0:
+            raise UserError(f"bot_action_share must be in [0, 1], got {self.bot_action_share}")
+        if self.bot_action_share > 0 and not self.bot_thoughts:
+            raise UserError("bot_action_share needs bot_thoughts=True: the bot must be asked")
 
     @property
     def oracle_thoughts(self) -> bool:
@@ -270,6 +289,7 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
     bot_thoughts, intervention, render = options.bot_thoughts, options.intervention, options.render
     progress, sample_seed, max_steps = options.progress, options.sample_seed, options.max_steps
     timings, keep_observations = options.timings, options.keep_observations
+    bot_share = options.bot_action_share
     if max_batch <= 0:
         raise ValueError("max_batch must be positive")
     use_thoughts = bool(agent.config.use_thoughts)
@@ -333,6 +353,9 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                     batch.memory = out.memory
                 with clock.section("decode+sample"):
                     actions = _choose_actions(out.action_logits, slots, argmax)
+                    if bot_share > 0:
+                        actions = [_mix(slot, action, ok, bot_share)
+                                   for slot, action, ok in zip(slots, actions, asked)]
                     thoughts = None
                     if use_thoughts:
                         own = ([vocab.decode(row) for row in out.thought_tokens.tolist()]

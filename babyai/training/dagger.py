@@ -8,8 +8,11 @@ loop `tc-failure-modes` counts). DAgger (Ross, Gordon and Bagnell, 2011) plays t
 asks the expert what it would do at every state reached, and adds those labels to the
 training data. The thinking bot labels both levels at once: its thought and its action.
 
-Here the agent's own sampled actions drive each episode (DAgger's beta = 0, the usual choice
-once a policy has been trained on the expert's demos); the bot is asked at every state, and
+By default the agent's own sampled actions drive each episode (DAgger's beta = 0, the usual
+choice once a policy has been trained on the expert's demos); with `--beta` the bot's
+suggestion executes instead at each step with that probability, which keeps the episodes
+nearer the demonstrator's states and shortens the agent's failure loops. The bot is asked
+at every state, and
 after any action of the agent's it did not suggest it plans the rest of the mission afresh
 from where the agent stands (the same bot the oracle evaluation asks,
 :meth:`babyai.env.bot.ThinkingBot.act` with `replan=True`). An episode becomes a
@@ -32,7 +35,7 @@ from tqdm import tqdm
 from babyai.agent.checkpoint import load_agent
 from babyai.agent.records import EpisodeRecord
 from babyai.agent.rollout import RolloutOptions, run_episodes
-from babyai.common.cli import non_negative_int, positive_int
+from babyai.common.cli import non_negative_int, positive_int, probability
 from babyai.common.errors import UserError
 from babyai.common.locks import writer_lock
 from babyai.common.runtime import torch_threads
@@ -88,6 +91,9 @@ class DaggerConfig:
     """Seeds the agent's action sampling (with each level's seed)."""
     argmax: bool = False
     """Greedy actions instead of sampled ones."""
+    beta: float = field(default=0.0, metadata={"type": probability})
+    """DAgger's mixture: at each step the bot's suggested action executes instead of the
+    agent's with this probability (0: the agent drives every step)."""
     save_interval: int = field(default=250, metadata={"type": positive_int})
     """Save atomically every this many levels; re-running the command continues there."""
     max_batch: int = field(default=64, metadata={"type": positive_int})
@@ -101,6 +107,7 @@ class DaggerConfig:
         return {"env": self.env, "source": SOURCE, "model": str(checkpoint),
                 "model_fingerprint": f"{stat.st_size}-{stat.st_mtime_ns}",
                 "seed": self.seed, "sample_seed": self.sample_seed, "argmax": self.argmax,
+                "beta": self.beta,
                 "first_level_seed": DAGGER_START + self.seed}
 
 
@@ -112,8 +119,11 @@ class DaggerSummary:
     played: int
     episodes: int
     steps: int
-    agent_success: float
+    success: float
+    """Share of the levels played that were won (by the agent, or the mixture with --beta)."""
     bot_gave_up: int
+    bot_step_share: float
+    """Of the steps played, the share the bot's action drove (about `--beta`)."""
     families: Counter
     seconds: float
 
@@ -121,24 +131,29 @@ class DaggerSummary:
         total = sum(self.families.values()) or 1
         top = ", ".join(f"{name} {100 * count / total:.1f}%"
                         for name, count in self.families.most_common(6))
+        drivers = ("the agent alone" if self.bot_step_share == 0 else
+                   f"the bot drove {100 * self.bot_step_share:.1f}% of steps")
         return [f"{self.path}: {self.episodes} labelled episodes ({self.steps} steps) from "
-                f"{self.played} levels played; agent success {100 * self.agent_success:.1f}%; "
+                f"{self.played} levels played; won {100 * self.success:.1f}% ({drivers}); "
                 f"the bot gave up in {self.bot_gave_up}",
                 f"  bot thoughts on the agent's states: {top}",
                 f"  {self.seconds:.0f} s"]
 
 
+_COUNTERS = ("played", "successes", "gave_up", "steps", "bot_steps")
+"""Running totals saved with the episodes, so a resumed run reports the whole collection."""
+
+
 def _resume_point(path: Path, run_id: str) -> tuple[list[PackedEpisode], dict]:
     """Episodes and counters of an interrupted run with the same settings (else nothing)."""
     if not path.exists():
-        return [], {"played": 0, "successes": 0, "gave_up": 0}
+        return [], dict.fromkeys(_COUNTERS, 0)
     saved = read_demo_file(path)
     if saved.meta.get("run_id") != run_id:
         raise UserError(f"{path} exists and was made with other settings "
                         f"(model, level, seeds); choose another --demos or delete it")
     progress = saved.meta.get("progress", {})
-    return saved.episodes, {key: int(progress.get(key, 0))
-                            for key in ("played", "successes", "gave_up")}
+    return saved.episodes, {key: int(progress.get(key, 0)) for key in _COUNTERS}
 
 
 def collect(config: DaggerConfig, progress: bool = True) -> DaggerSummary:
@@ -166,7 +181,8 @@ def collect(config: DaggerConfig, progress: bool = True) -> DaggerSummary:
                 seeds = [DAGGER_START + config.seed + k for k in range(first, first + count)]
                 options = RolloutOptions(argmax=config.argmax, max_batch=config.max_batch,
                                          bot_thoughts=True, keep_observations=True,
-                                         sample_seed=config.sample_seed)
+                                         sample_seed=config.sample_seed,
+                                         bot_action_share=config.beta)
                 with torch_threads(1):
                     records = run_episodes(loaded.agent, loaded.vocab, config.env, seeds,
                                            options)
@@ -176,6 +192,8 @@ def collect(config: DaggerConfig, progress: bool = True) -> DaggerSummary:
                         episodes.append(PackedEpisode.pack(episode))
                     counters["successes"] += int(record.success)
                     counters["gave_up"] += int(record.bot_failure is not None)
+                    counters["steps"] += record.length
+                    counters["bot_steps"] += record.bot_steps
                 counters["played"] += count
                 save_demos(path, episodes, {**meta, "run_id": run_id, "split": "train",
                                             "progress": counters})
@@ -187,4 +205,5 @@ def collect(config: DaggerConfig, progress: bool = True) -> DaggerSummary:
     return DaggerSummary(path, counters["played"], len(episodes),
                          sum(len(episode) for episode in episodes),
                          counters["successes"] / max(counters["played"], 1),
-                         counters["gave_up"], families, time.perf_counter() - start)
+                         counters["gave_up"], counters["bot_steps"] / max(counters["steps"], 1),
+                         families, time.perf_counter() - start)
