@@ -133,6 +133,8 @@ CASES = {
     "evaluate --out a file": lambda root: [
         "evaluate", "--env", "BabyAI-GoToLocal-v0", "--model", "tiny", "--episodes", "2",
         "--out", str(root / "demos" / "synth.pkl")],
+    "evaluate --threads 0": lambda root: [
+        "evaluate", "--env", "BabyAI-GoToLocal-v0", "--model", "tiny", "--threads", "0"],
     "visualize --out a demo file": lambda root: [
         "visualize", "--bot", "--env", "GoToLocal", "--out", str(root / "demos" / "synth.pkl")],
     "visualize --out a demo file named .gif": lambda root: (

@@ -25,6 +25,7 @@ from babyai.agent.records import EpisodeRecord, thought_agreement, thought_follo
 from babyai.agent.rollout import THOUGHT_ABLATIONS, RolloutOptions, run_episodes
 from babyai.common.cli import choice_list, non_negative_int, positive_int
 from babyai.common.errors import UserError
+from babyai.common.runtime import torch_threads
 from babyai.common.seeds import IN_DISTRIBUTION_START
 from babyai.common.storage import atomic_write_text, checkpoint_path, ensure_writable_dir
 from babyai.data.vocab import Vocabulary
@@ -63,6 +64,9 @@ class IndistConfig:
     """Output directory for summary.json and episodes.jsonl (default: print only)."""
     device: str = "cpu"
     """cpu, cuda or auto."""
+    threads: int = field(default=1, metadata={"type": positive_int})
+    """torch CPU threads. One is the safe choice on a shared machine: an oversubscribed
+    torch (two evaluations of two threads each on 2 cores) ran several times slower."""
     storage: Path | None = None
     """Storage root (default: $TC_STORAGE, else ./storage)."""
 
@@ -87,19 +91,20 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
         agents.append(("untrained", *untrained_copy(config.untrained_like, root)))
     summary: dict[str, dict] = {}
     records: dict[str, list[EpisodeRecord]] = {}
-    for name, agent, vocab in agents:
-        agent = agent.to(device)
-        tc = bool(agent.config.use_thoughts)
-        # The untrained reference is the chance level: no ablations for it.
-        reference = name == "untrained" and bool(config.untrained_like)
-        for ablation in config.thought_ablation if tc and not reference else ("none",):
-            label = name if ablation == "none" else f"{name} ({ablation} thoughts)"
-            options = RolloutOptions(argmax=config.argmax, progress=True,
-                                     thought_ablation=ablation,
-                                     bot_thoughts=tc and ablation == "none" and config.thought_agreement)
-            played = run_episodes(agent, vocab, config.env, seeds, options, device=device)
-            summary[label] = _summary(config, seeds, played, tc, ablation)
-            records[label] = played
+    with torch_threads(config.threads):
+        for name, agent, vocab in agents:
+            agent = agent.to(device)
+            tc = bool(agent.config.use_thoughts)
+            # The untrained reference is the chance level: no ablations for it.
+            reference = name == "untrained" and bool(config.untrained_like)
+            for ablation in config.thought_ablation if tc and not reference else ("none",):
+                label = name if ablation == "none" else f"{name} ({ablation} thoughts)"
+                agreement = tc and ablation == "none" and config.thought_agreement
+                options = RolloutOptions(argmax=config.argmax, progress=True,
+                                         thought_ablation=ablation, bot_thoughts=agreement)
+                played = run_episodes(agent, vocab, config.env, seeds, options, device=device)
+                summary[label] = _summary(config, seeds, played, tc, ablation)
+                records[label] = played
     return summary, records
 
 
