@@ -123,6 +123,19 @@ def test_training_from_a_checkpoint_on_demos_plus_on_policy_labels(trained):
                             init_from="missing", model="nowhere", device="cpu"))
 
 
+def test_a_second_round_trains_on_both_rounds_through_a_glob(trained):
+    _collect(trained, "round", 2)
+    _collect(trained, "round2", 2, "--seed", "100")
+    labels = [read_demo_file(trained / "demos" / f"{name}.pkl").episodes
+              for name in ("round", "round2")]
+    assert {e.seed for e in labels[0]}.isdisjoint(e.seed for e in labels[1])
+    config = TrainConfig(demos="synth", env=ENV, storage=str(trained), memory_dim=24,
+                         instr_dim=16, image_dim=16, batch_size=6, epochs=1, val_episodes=0,
+                         extra_demos="round*", init_from="base", model="second_round",
+                         device="cpu", threads=1)
+    assert len(Trainer(config).train_data) == 14 + len(labels[0]) + len(labels[1])
+
+
 def test_thoughts_only_extra_demos_train_the_thought_loss_alone(trained):
     _collect(trained, "dg", 3)
     labels = read_demo_file(trained / "demos" / "dg.pkl").episodes
