@@ -4,7 +4,8 @@
     tc-train --demos boss --extra-demos boss_tc_dagger --init-from boss_tc --model boss_tc_dg ...
 
 The agent plays `--episodes` fresh levels (seeds from 5e12, see babyai/common/seeds.py) with
-its own sampled actions; at every state the bot says what it would think and do from there.
+its own sampled actions (with `--beta B`, the bot's action instead at each step with
+probability B); at every state the bot says what it would think and do from there.
 The result is a demonstration file (no `_valid` sibling) to add to training with
 `--extra-demos`. Re-running the same command continues an interrupted run. See
 babyai/training/dagger.py for why and how.

@@ -12,9 +12,8 @@ By default the agent's own sampled actions drive each episode (DAgger's beta = 0
 choice once a policy has been trained on the expert's demos); with `--beta` the bot's
 suggestion executes instead at each step with that probability, which keeps the episodes
 nearer the demonstrator's states and shortens the agent's failure loops. The bot is asked
-at every state, and
-after any action of the agent's it did not suggest it plans the rest of the mission afresh
-from where the agent stands (the same bot the oracle evaluation asks,
+at every state, and after any executed action it did not suggest it plans the rest of the
+mission afresh from where the agent stands (the same bot the oracle evaluation asks,
 :meth:`babyai.env.bot.ThinkingBot.act` with `replan=True`). An episode becomes a
 demonstration whose images and directions are what the agent saw and whose actions and
 thoughts are the bot's; it stops where the bot gives up. Episode k plays level
