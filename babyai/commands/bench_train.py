@@ -50,7 +50,7 @@ import torch
 from babyai.common.cli import non_negative_int, positive_int, run
 from babyai.common.errors import UserError
 from babyai.common.flags import Parser
-from babyai.common.runtime import default_threads
+from babyai.common.runtime import default_threads, deterministic_kernels
 from babyai.common.storage import demos_path
 from babyai.data.lanes import LanePlan
 from babyai.demos.episode import Episode
@@ -156,7 +156,8 @@ def measure(setting: str, variant: dict, batches: int, threads: int, device: str
         return time.perf_counter()
 
     count = sizes["batch_size"] * (batches + 2)
-    with tempfile.TemporaryDirectory() as root:
+    # the kernels training uses (tc-train runs under deterministic_kernels too)
+    with tempfile.TemporaryDirectory() as root, deterministic_kernels(torch.device(device)):
         make = bot_episodes if setting == "p" else synthetic_episodes
         episodes = make(count, 1, env)
         save_demos(demos_path("bench", Path(root)), episodes, {"env": env})

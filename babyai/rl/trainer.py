@@ -27,7 +27,7 @@ from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.common import storage
 from babyai.common.errors import UserError
 from babyai.common.locks import writer_lock
-from babyai.common.runtime import derived_seed, pick_device
+from babyai.common.runtime import derived_seed, deterministic_kernels, pick_device
 from babyai.data.vocab import Vocabulary
 from babyai.evaluation.levels import read_level_set
 from babyai.rl.collect import Collector
@@ -263,5 +263,5 @@ def train_rl(config: RLConfig) -> RLSummary:
     """Fine-tune (or train from scratch) with PPO; rerunning the same command resumes. One
     process at a time per run directory (a second one stops with one line)."""
     run_dir = storage.model_dir(config.run_name(), storage.storage_root(config.storage))
-    with writer_lock(run_dir, "run directory"):
+    with writer_lock(run_dir, "run directory"), deterministic_kernels(pick_device(config.device)):
         return RLTrainer(config).run()

@@ -32,7 +32,8 @@ from babyai.agent.model import build_agent
 from babyai.common import storage
 from babyai.common.errors import UserError
 from babyai.common.locks import writer_lock
-from babyai.common.runtime import default_threads, derived_seed, pick_device, seed_everything
+from babyai.common.runtime import (default_threads, derived_seed, deterministic_kernels,
+                                    pick_device, seed_everything)
 from babyai.data.batch import Batch
 from babyai.data.dataset import EpochSampler, batches, load_dataset
 from babyai.data.lanes import LanePlan
@@ -341,5 +342,6 @@ def train(config: TrainConfig, dist_context: DistContext | None = None) -> Train
     run_dir = storage.model_dir(config.run_name(), storage.storage_root(config.storage))
     lock = (writer_lock(run_dir, "run directory") if dist_context.is_main
             else contextlib.nullcontext())
-    with lock, distributed.process_group(dist_context, pick_device(config.device)):
+    device = pick_device(config.device)
+    with lock, deterministic_kernels(device), distributed.process_group(dist_context, device):
         return Trainer(config, dist_context).run()
