@@ -1,6 +1,7 @@
 """The trainer: windowed BPTT against a step-by-step rollout, resume, errors, scripts, 2 ranks."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import subprocess
@@ -13,6 +14,7 @@ import torch
 from synthetic_demos import write_demos
 
 from babyai.training import step as step_module
+from babyai.training import trainer as trainer_module
 from babyai.agent.checkpoint import load_checkpoint, read_checkpoint
 from babyai.data.dataset import load_dataset
 from babyai.common.errors import UserError
@@ -318,17 +320,33 @@ def test_a_run_with_a_falling_teacher_forcing_schedule_is_not_extended(demos):
         train(TrainConfig(model="tf", epochs=3, **common))
 
 
+# larger than TINY, so that torch splits the work over two threads
+THREADED = dict(env=ENV, demos="synth", epochs=2, batch_size=16, recurrence=10, memory_dim=64,
+                instr_dim=32, image_dim=32, val_episodes=0)
+
+
 @pytest.mark.slow
 def test_two_threads_train_the_same_weights_twice(tmp_path):
     """Multi-threaded CPU kernels may sum in any order; the trainer asks for deterministic
-    ones. Without that, these settings (larger than TINY, so that torch splits the work over
-    both threads) ended with different weights in 6 of 6 tries."""
+    ones. Without that, these settings ended with different weights in 6 of 6 tries."""
     write_demos(tmp_path, count=64, valid_count=2, min_len=10, max_len=30)
-    common = dict(env=ENV, demos="synth", storage=str(tmp_path), epochs=2, batch_size=16,
-                  recurrence=10, memory_dim=64, instr_dim=32, image_dim=32, val_episodes=0,
-                  threads=2)
+    common = dict(THREADED, storage=str(tmp_path), threads=2)
     first = _final_state(train(TrainConfig(model="first", **common)).run_dir)
     second = _final_state(train(TrainConfig(model="second", **common)).run_dir)
     for key in first:
         torch.testing.assert_close(first[key], second[key], atol=0, rtol=0, msg=key)
     assert not torch.are_deterministic_algorithms_enabled()  # restored after each run
+
+
+@pytest.mark.slow
+def test_deterministic_kernels_change_nothing_at_one_thread(tmp_path, monkeypatch):
+    """Studies train with one thread each; their published runs predate the deterministic
+    kernels and must come out the same with them."""
+    write_demos(tmp_path, count=64, valid_count=2, min_len=10, max_len=30)
+    common = dict(THREADED, storage=str(tmp_path), threads=1)
+    with_them = _final_state(train(TrainConfig(model="deterministic", **common)).run_dir)
+    monkeypatch.setattr(trainer_module, "deterministic_kernels",
+                        lambda device: contextlib.nullcontext())
+    without = _final_state(train(TrainConfig(model="default", **common)).run_dir)
+    for key in with_them:
+        torch.testing.assert_close(with_them[key], without[key], atol=0, rtol=0, msg=key)
