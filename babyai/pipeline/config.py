@@ -48,9 +48,9 @@ class PipelineConfig:
     stop_tf: int | None = 2
     """TC's teacher forcing is 1 until this epoch, then falls linearly to 0 at the last
     epoch (-1: always teacher-forced), so the lower level learns to act on the upper level's
-    own thoughts (the paper: 10 of 160 epochs). Measured with the other defaults and the
+    own thoughts (the paper: 10 of 160 epochs). With the other defaults and the earlier
     mean thought loss: 48.0% success on 200 test levels with 2, 24.5% when always
-    teacher-forced (README)."""
+    teacher-forced (docs/experiments.md)."""
     val_episodes: int = 50
     """Fresh levels played at each validation."""
     levels_per_bin: int = 10
@@ -61,7 +61,7 @@ class PipelineConfig:
     """In-distribution test levels per model."""
     gif_seed: int = IN_DISTRIBUTION_START + 12
     """Level shown in the report's GIF: an in-distribution test seed whose mission combines
-    open, put-next and "after" (the default TC agent solves it in 59 steps)."""
+    open, put-next and "after" (the default TC agent solves it in 47 steps)."""
     finetune: bool = False
     """Also fine-tune TC and BC with PPO on the hardest out-of-distribution bins where both
     fail (the paper's Fig. 4b): a larger level set for those bins, then the runs, then
