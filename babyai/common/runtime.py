@@ -36,16 +36,16 @@ def deterministic_kernels(device: torch.device) -> Iterator[None]:
     """Run a block with torch's deterministic kernels on the CPU (its default ones on CUDA),
     then restore the previous setting.
 
-    Why: with two or more threads some of torch's default CPU kernels (measured: the word
-    embedding's backward) sum in an order that depends on thread timing. Two runs of the
-    default TC command drifted apart by 1e-4 in the first epoch's loss and reached their
-    best validation success (48%, 52%) at different epochs; with the deterministic kernels
-    they are identical. On
-    CUDA several kernels have no deterministic version (torch would raise), so it stays off
-    there; restoring afterwards keeps the setting from leaking into later work in the same
-    process (an evaluation on the GPU after a CPU run, the test suite). The mode's fill of
-    every new tensor (a debugging aid against reading uninitialised memory, 14% of the
-    default TC run's CPU time in a profile) is left off: it changes no result.
+    Why: with two or more threads some of torch's default CPU kernels sum in an order that
+    depends on thread timing (the first weights to differ: the word embedding's). Two runs
+    of the default TC command drifted apart by 1e-4 in the first epoch's loss and reached
+    their best validation success (48%, 52%) at different epochs; with the deterministic
+    kernels they are identical. On CUDA several kernels have no deterministic version
+    (torch would raise), so it stays off there; restoring afterwards keeps the setting from
+    leaking into later work in the same process (an evaluation on the GPU after a CPU run,
+    the test suite). The mode's fill of every new tensor (a debugging aid against reading
+    uninitialised memory, 14% of the default TC run's CPU time in a profile) is left off:
+    it changes no result.
     """
     fill = torch.utils.deterministic
     previous = torch.are_deterministic_algorithms_enabled(), fill.fill_uninitialized_memory
