@@ -18,6 +18,7 @@ COMMANDS = {
     "tc-visualize": "visualize",
     "tc-pipeline": "pipeline",
     "tc-study": "study",
+    "tc-compare-studies": "compare_studies",
     "tc-bot-report": "bot_report",
     "tc-failure-modes": "failure_modes",
     "tc-bench-demos": "bench_demos",

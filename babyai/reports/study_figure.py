@@ -1,5 +1,6 @@
 """The study's pictures: success vs training frames per agent (mean over seeds with a
-band), and success per out-of-distribution mission bin with and without the bot's thoughts."""
+band), success per out-of-distribution mission bin with and without the bot's thoughts, and
+two studies' paired differences (tc-compare-studies)."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -65,6 +66,31 @@ def plot_ood_bins(rows: Sequence[dict], path: Path, title: str = "") -> Path:
                               linewidth=0)
     return _save(figure, axes, path, "cognitive difficulty of the mission (OOD bin)", title,
                  legend=("lower left", 7))
+
+
+def plot_comparison(rows: Sequence[dict], path: Path, title: str = "") -> Path:
+    """One line per agent and measure: each seed's difference (dots) and their mean with its
+    95% interval (bar), in points; the zero line is "no change"."""
+    figure = Figure(figsize=(6.4, 0.9 + 0.32 * len(rows)))
+    axes = figure.add_subplot()
+    for position, row in enumerate(reversed(rows)):
+        per_seed = [100 * float(value) for value in str(row["per_seed"]).split()]
+        axes.plot(per_seed, [position] * len(per_seed), "o", color="0.6", markersize=3)
+        half = 100 * float(row["half_width"])
+        axes.errorbar([100 * float(row["difference"])], [position],
+                      xerr=None if half != half else [[half], [half]], fmt="s", color="C0",
+                      markersize=4, capsize=3)
+    axes.axvline(0, color="0.3", linewidth=0.8)
+    axes.set_yticks(range(len(rows)),
+                    [f"{row['agent']}: {row['measure']}" for row in reversed(rows)], fontsize=7)
+    axes.set_xlabel("second study - first, paired by seed (points; bar: 95% interval)")
+    axes.grid(alpha=0.3, axis="x")
+    if title:
+        axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    FigureCanvasAgg(figure)
+    atomic_write(Path(path), lambda handle: figure.savefig(handle, format="png", dpi=120))
+    return Path(path)
 
 
 def _save(figure: Figure, axes: Axes, path: Path, xlabel: str, title: str,
