@@ -12,6 +12,7 @@ from babyai.common.cli import run
 from babyai.common.errors import UserError
 from babyai.pipeline.compare import StudyRecord, compare, read_study, setting_changes
 from babyai.pipeline.study import mean_interval
+from babyai.reports.study_figure import plot_comparison
 
 TINY = ["--env", "BabyAI-GoToLocal-v0", "--agents", "tc", "--seeds", "2", "--episodes", "12",
         "--valid-episodes", "3", "--frames", "300", "--eval-every", "150", "--eval-episodes",
@@ -93,3 +94,10 @@ def test_a_missing_or_foreign_study_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(UserError, match="not what tc-study writes"):
         read_study("odd", tmp_path)
     assert not (report / "compare_odd.csv").exists()
+
+
+def test_the_picture_takes_one_seed_without_an_interval(tmp_path):
+    [row] = compare(_record("a", {"tc": {"final evaluation": {1: 0.5}}}),
+                    _record("b", {"tc": {"final evaluation": {1: 0.6}}}))
+    assert row["half_width"] != row["half_width"]  # nan: one seed has no spread
+    assert plot_comparison([row], tmp_path / "one.png").stat().st_size > 1000
