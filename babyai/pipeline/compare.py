@@ -67,7 +67,8 @@ def _read_study(name: str, root: Path) -> StudyRecord:
         put(agent, "final evaluation", seed, rates[-1])
         if len(rates) > 1:
             put(agent, f"mean of last {LAST_EVALUATIONS} evaluations", seed, sum(rates) / len(rates))
-    for row in _read_csv(final_path):
+    final_rows = _read_csv(final_path)
+    for row in final_rows:
         agent, seed = row["agent"], int(row["seed"])
         if row.get("final_eval_success_rate", "") != "":
             put(agent, f"{int(float(row['final_episodes']))} levels", seed,
@@ -82,7 +83,8 @@ def _read_study(name: str, root: Path) -> StudyRecord:
                     row.get(f"ood_{group}_oracle_success_rate", ""))
     ood_path = report / "ood.csv"
     if ood_path.is_file():
-        for (agent, seed, bins), match in _ood_thought_match(_read_csv(ood_path), final_path).items():
+        for (agent, seed, bins), match in _ood_thought_match(_read_csv(ood_path),
+                                                             final_rows).items():
             put(agent, f"OOD bins {bins}, thought match", seed, match)
     settings = {}
     for agent, measures in values.items():
@@ -92,11 +94,12 @@ def _read_study(name: str, root: Path) -> StudyRecord:
     return StudyRecord(name, values, settings, _demos_hash(report / "stages.json"))
 
 
-def _ood_thought_match(rows: Iterable[dict], final_path: Path) -> dict[tuple[str, int, str], float]:
-    """Per run and group of mission bins (the groups final.csv names), the thought match
-    averaged over the group's bins, each weighted by its episodes."""
+def _ood_thought_match(rows: Iterable[dict],
+                       final_rows: Iterable[dict]) -> dict[tuple[str, int, str], float]:
+    """Per run and group of mission bins (the groups final.csv's rows name), the thought
+    match averaged over the group's bins, each weighted by its episodes."""
     groups: dict[tuple[str, int], list[tuple[str, int, int]]] = {}
-    for row in _read_csv(final_path):
+    for row in final_rows:
         for group in ("easy", "hard"):
             span = row.get(f"ood_{group}_bins", "")
             if span:

@@ -85,24 +85,24 @@ def plot_comparison(rows: Sequence[dict], path: Path, title: str = "") -> Path:
                     [f"{row['agent']}: {row['measure']}" for row in reversed(rows)], fontsize=7)
     axes.set_xlabel("second study - first, paired by seed (points; bar: 95% interval)")
     axes.grid(alpha=0.3, axis="x")
-    if title:
-        axes.set_title(title, fontsize=9)
-    figure.tight_layout()
-    FigureCanvasAgg(figure)
-    atomic_write(Path(path), lambda handle: figure.savefig(handle, format="png", dpi=120))
-    return Path(path)
+    return _write_png(figure, axes, path, title)
 
 
 def _save(figure: Figure, axes: Axes, path: Path, xlabel: str, title: str,
           legend: tuple[str, int]) -> Path:
-    """The axes both pictures share (success in %, 0-100, grid, legend, title), written
-    atomically as a PNG."""
+    """The axes the two success pictures share (success in %, 0-100, grid, legend), then
+    :func:`_write_png`."""
     axes.set_xlabel(xlabel)
     axes.set_ylabel("success rate (%)")
     axes.set_ylim(0, 100)
     axes.grid(alpha=0.3)
     location, fontsize = legend
     axes.legend(loc=location, fontsize=fontsize)
+    return _write_png(figure, axes, path, title)
+
+
+def _write_png(figure: Figure, axes: Axes, path: Path, title: str) -> Path:
+    """Every picture's last step: the title, a tight layout, a PNG written atomically."""
     if title:
         axes.set_title(title, fontsize=9)
     figure.tight_layout()
