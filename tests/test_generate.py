@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from minigrid.core.actions import Actions
 
 import babyai.demos.generate as generate
 from babyai.demos.files import read_demo_file, save_original
@@ -13,7 +14,9 @@ from babyai.demos.generate import (
     GenerationConfig, RunConfig, attempt_episode, generate_demos, generate_episode, merge_shards,
     shard_path, shard_range,
 )
+from babyai.common.errors import UserError
 from babyai.demos.episode import Episode
+from babyai.env.envs import make_env
 from babyai.env.thoughts import COLORS, UNKNOWN_FAMILY, thought_family
 
 LEVEL = "BabyAI-GoToLocal-v0"
@@ -152,3 +155,59 @@ def test_original_layout_round_trip(tmp_path):
         assert isinstance(record[1], bytes) and len(record) == 6
         episode = Episode.from_original(record)
         assert episode.images.shape == (len(a), 7, 7, 3) and episode.seed == a.seed
+
+
+def _replay_with_slips(level: str, episode: Episode) -> float:
+    """Replay an episode, executing a pick-up at each slip and the recorded action
+    elsewhere; checks that every recorded image is what the agent saw. Returns the reward."""
+    env = make_env(level)
+    obs, _ = env.reset(seed=episode.seed)
+    slips = set(episode.info["slips"])
+    reward = 0.0
+    for t in range(len(episode)):
+        assert np.array_equal(obs["image"], episode.images[t])
+        world = env.unwrapped
+        if t in slips:
+            ahead = world.grid.get(*world.front_pos)
+            assert world.carrying is None and ahead is not None and ahead.can_pickup()
+            assert episode.actions[t] != Actions.pickup  # the bot's label, not the slip
+        obs, reward, _, _, _ = env.step(Actions.pickup if t in slips else int(episode.actions[t]))
+        if t in slips:
+            assert env.unwrapped.carrying is not None
+    return reward
+
+
+def test_slips_execute_a_wrong_pickup_and_record_the_bots_recovery():
+    level = "BabyAI-PutNextLocal-v0"
+    slips, recoveries = 0, 0
+    for seed in range(6):
+        episode = attempt_episode(level, seed, 0.0, slip_rate=0.5)
+        assert isinstance(episode, Episode)  # the bot recovers and still succeeds
+        assert _replay_with_slips(level, episode) > 0
+        slips += len(episode.info["slips"])
+        recoveries += sum(int(episode.actions[t + 1]) == Actions.drop
+                          for t in episode.info["slips"] if t + 1 < len(episode))
+        again = attempt_episode(level, seed, 0.0, slip_rate=0.5)
+        assert again.info["slips"] == episode.info["slips"]
+        assert np.array_equal(again.actions, episode.actions)
+    assert slips >= 5 and recoveries >= 0.9 * slips  # minigrid's bot drops what slipped
+    assert attempt_episode(level, 0, 0.0).info["slips"] == []
+
+
+def test_slips_are_a_setting_of_the_file(tmp_path):
+    plain = GenerationConfig(env=LEVEL, episodes=6, valid_episodes=2, seed=5, noise_rate=0.05)
+    slipping = GenerationConfig(**{**plain.__dict__, "slip_rate": 0.3})
+    assert "slip_rate" not in plain.meta(False)  # files made without slips keep their bytes
+    assert slipping.meta(False)["slip_rate"] == 0.3 and slipping.run_id() != plain.run_id()
+    _, run = _run(tmp_path)
+    generate_demos(slipping, run)
+    before = run.demos_path.read_bytes()
+    assert read_demo_file(run.demos_path).meta["slip_rate"] == 0.3
+    with pytest.raises(UserError, match="other settings"):
+        generate_demos(plain, run)
+    assert run.demos_path.read_bytes() == before
+    _, sharded = _run(tmp_path / "sharded")
+    for shard in range(2):
+        generate_demos(slipping, RunConfig(**{**sharded.__dict__, "shard": shard, "num_shards": 2}))
+    merge_shards(sharded.demos_path, 2)
+    assert sharded.demos_path.read_bytes() == before

@@ -88,6 +88,8 @@ def test_rerun_resumes_and_resume_needs_a_file(tmp_path, capsys):
     (["--valid-episodes", "-1"], "--valid-episodes"),
     (["--noise-rate", "1.5"], "--noise-rate"),
     (["--noise-rate", "-0.1"], "--noise-rate"),
+    (["--slip-rate", "1.5"], "--slip-rate"),
+    (["--slip-rate", "0.2"], "other settings"),  # slips change what the file holds
     (["--shard", "2", "--num-shards", "2"], "--shard"),
     (["--seed", "3"], "other settings"),  # would overwrite a file made with other settings
 ])

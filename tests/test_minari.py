@@ -105,3 +105,15 @@ def test_export_refuses_an_episode_that_does_not_replay(storage, capsys):
     assert run(minari_demos.main, ["export", "--demos", "broken", "--dataset-id",
                                    "x/y/z-v0", "--storage", str(storage)]) == 2
     assert "does not replay" in capsys.readouterr().err
+
+
+def test_export_refuses_labels_that_are_not_the_actions_taken(storage, capsys):
+    assert run(make_agent_demos.main, ["--env", "GoToLocal", "--episodes", "4",
+                                       "--valid-episodes", "0", "--demos", "slips",
+                                       "--slip-rate", "0.5", "--no-progress",
+                                       "--storage", str(storage)]) == 0
+    capsys.readouterr()
+    assert run(minari_demos.main, ["export", "--demos", "slips", "--dataset-id",
+                                   "x/y/z-v0", "--storage", str(storage)]) == 2
+    assert "do not replay" in capsys.readouterr().err
+    assert not (storage / "minari" / "x").exists()

@@ -11,6 +11,7 @@ import pytest
 from babyai.commands import evaluate, study
 from babyai.common.errors import UserError
 from babyai.common.seeds import TRAINER_VALIDATION_START
+from babyai.demos.files import read_demo_file
 from babyai.pipeline.study import (StudyConfig, evaluate_runs, mean_interval, ood_groups,
                                    paired_differences, plan_runs, summarize_agents)
 
@@ -195,3 +196,9 @@ def test_bad_budget_is_a_clear_error(tmp_path):
         study.main(TINY + ["--ood-levels", str(tmp_path / "missing.pkl"),
                            "--storage", str(tmp_path)])
     assert not (tmp_path / "demos").exists()
+
+
+def test_slips_reach_the_study_demos(tmp_path):
+    study.main(TINY + ["--agents", "bc", "--slip-rate", "0.3", "--storage", str(tmp_path)])
+    for name in ("tiny.pkl", "tiny_valid.pkl"):
+        assert read_demo_file(tmp_path / "demos" / name).meta["slip_rate"] == 0.3

@@ -27,6 +27,7 @@ from babyai.demos.files import load_demos, read_demo_file, read_demo_meta, save_
 from babyai.demos.minari_io import export_minari, import_minari
 from babyai.env.envs import check_level
 from babyai.evaluation.levels import normalize_env_name
+from babyai.training.dagger import SOURCE as DAGGER_SOURCE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _export(args: argparse.Namespace) -> Path:
     root = storage_root(args.storage)
     source = demos_path(args.demos, root)
-    env = args.env or read_demo_meta(source).get("env")
+    meta = read_demo_meta(source)
+    if meta.get("slip_rate") or meta.get("source") == DAGGER_SOURCE:
+        raise UserError(f"{source} records the bot's labels, not the actions taken (made with "
+                        "slips or by DAgger), so its episodes do not replay; Minari datasets "
+                        "must replay")
+    env = args.env or meta.get("env")
     if not env:
         raise UserError(f"{source} does not record its level; pass --env")
     env = check_level(normalize_env_name(env))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
+import gymnasium as gym
 import minigrid
 import numpy as np
 from minigrid.core.actions import Actions
@@ -61,32 +62,49 @@ class Failure(NamedTuple):
 
 
 def attempt_episode(env_name: str, seed: int, noise_rate: float, filter_steps: int = 0,
-                    raise_bot_failure: bool = False) -> Episode | Failure:
-    """Play one level with the thinking bot, injecting noise.
+                    raise_bot_failure: bool = False, slip_rate: float = 0.0) -> Episode | Failure:
+    """Play one level with the thinking bot, injecting noise and slips.
 
-    At each step outside a noise segment, a segment starts with probability `noise_rate`;
-    its length is uniform in 1..5, its actions uniform among left/right/forward, and its
-    thought one random plausible sentence held for the whole segment. The bot re-plans at
-    every step, told the action really taken whenever it differs from its suggestion.
-    The noise generator is seeded by the level seed, so an episode depends on its seed only.
-    `info["noise_segments"]` lists (first step, length) of each noise segment (a segment
-    cut short by the end of the episode keeps its drawn length).
+    Noise (the paper's): at each step outside a noise segment, a segment starts with
+    probability `noise_rate`; its length is uniform in 1..5, its actions uniform among
+    left/right/forward, and its thought one random plausible sentence held for the whole
+    segment. Noise actions and thoughts are recorded as the demonstration's own.
+
+    Slips (ours, default off): at a step where the agent's hands are empty, it faces an
+    object it could pick up and the bot suggests anything but picking it up, the agent
+    picks it up anyway with probability `slip_rate`. The demonstration records the bot's
+    suggestion and thought for that state, not the pick-up, so a learner sees the state
+    after a wrong pick-up and the bot's recovery from it (minigrid's bot drops the object
+    again) without being taught to make the mistake. Noise takes precedence over a slip.
+
+    The bot re-plans at every step, told the action really taken whenever it differs
+    from its suggestion. The noise generator is seeded by the level seed, so an episode
+    depends on its seed only. `info["noise_segments"]` lists (first step, length) of each
+    noise segment (a segment cut short by the end of the episode keeps its drawn length),
+    `info["slips"]` the steps that slipped.
     """
     rng = np.random.default_rng([seed, 20230601])
+    slip_rng = np.random.default_rng([seed, 20261123])
+    env = cached_env(env_name)
     noise = {"left": 0, "thought": ""}
     segments: list[tuple[int, int]] = []
+    slips: list[int] = []
 
-    def perturb(step: int, suggestion: int, thought: str) -> tuple[int, str]:
+    def perturb(step: int, suggestion: int, thought: str) -> tuple[int, int, str]:
         if noise["left"] == 0 and noise_rate > 0 and rng.random() < noise_rate:
             noise["left"] = int(rng.integers(1, MAX_NOISE_SEGMENT + 1))
             noise["thought"] = random_thought(rng)
             segments.append((step, noise["left"]))
         if noise["left"] > 0:
             noise["left"] -= 1
-            return int(NOISE_ACTIONS[rng.integers(len(NOISE_ACTIONS))]), noise["thought"]
-        return suggestion, thought
+            action = int(NOISE_ACTIONS[rng.integers(len(NOISE_ACTIONS))])
+            return action, action, noise["thought"]
+        if slip_rate > 0 and can_slip(env, suggestion) and slip_rng.random() < slip_rate:
+            slips.append(step)
+            return int(Actions.pickup), suggestion, thought
+        return suggestion, suggestion, thought
 
-    played = play_bot(cached_env(env_name), seed, perturb=perturb, max_actions=filter_steps)
+    played = play_bot(env, seed, perturb=perturb, max_actions=filter_steps)
     if played.failure is not None:
         if raise_bot_failure:
             raise played.failure
@@ -98,13 +116,24 @@ def attempt_episode(env_name: str, seed: int, noise_rate: float, filter_steps: i
     if filter_steps and len(played.actions) > filter_steps:
         return Failure(seed, f"longer than {filter_steps} steps")
     return Episode(played.mission, np.stack(played.images), played.directions, played.actions,
-                   played.thoughts, seed, info={"noise_segments": segments})
+                   played.thoughts, seed, info={"noise_segments": segments, "slips": slips})
+
+
+def can_slip(env: gym.Env, suggestion: int) -> bool:
+    """Whether a slip is possible now: empty hands, facing an object that can be picked
+    up, and the bot not about to pick it up itself."""
+    world = env.unwrapped
+    if suggestion == Actions.pickup or world.carrying is not None:
+        return False
+    ahead = world.grid.get(*world.front_pos)
+    return ahead is not None and ahead.can_pickup()
 
 
 def generate_episode(env_name: str, seed: int, noise_rate: float, filter_steps: int = 0,
-                     raise_bot_failure: bool = False) -> Episode | None:
+                     raise_bot_failure: bool = False, slip_rate: float = 0.0) -> Episode | None:
     """One episode on the level of `seed`, or None if the bot fails (redraw another seed)."""
-    result = attempt_episode(env_name, seed, noise_rate, filter_steps, raise_bot_failure)
+    result = attempt_episode(env_name, seed, noise_rate, filter_steps, raise_bot_failure,
+                             slip_rate)
     return result if isinstance(result, Episode) else None
 
 
@@ -126,6 +155,10 @@ class GenerationConfig:
     and a failed attempt is redrawn 1e9 further."""
     noise_rate: float = field(default=0.01, metadata={"type": probability})
     """Per-step probability of starting a noise segment of 1-5 random moves."""
+    slip_rate: float = field(default=0.0, metadata={"type": probability})
+    """Probability of a slip (picking up an object the bot does not want, recorded with the
+    bot's label, so that the demos show recoveries) at each step where one is possible;
+    0 = none, as in the paper."""
     filter_steps: int = field(default=0, metadata={"type": non_negative_int})
     """Redraw episodes longer than this many steps (0 = keep all)."""
     crash_on_exception: bool = field(default=False, metadata={"flag": False})
@@ -133,10 +166,16 @@ class GenerationConfig:
 
     def meta(self, valid: bool) -> dict:
         """The settings recorded in (and checked against) a file of this run."""
-        return {"env": self.env, "seed": self.seed, "noise_rate": self.noise_rate,
+        meta = {"env": self.env, "seed": self.seed, "noise_rate": self.noise_rate,
                 "filter_steps": self.filter_steps, "split": "valid" if valid else "train",
                 "seed_scheme": "seed + index + attempt*1e9 (+5e8 for valid)",
                 "minigrid": minigrid.__version__, "run_id": self.run_id()}
+        return self._with_slips(meta)
+
+    def _with_slips(self, settings: dict) -> dict:
+        """Slips enter a file's settings only when on, so files made without them keep
+        their bytes and run ids."""
+        return {**settings, "slip_rate": self.slip_rate} if self.slip_rate else settings
 
     def run_id(self) -> str:
         """Ties a training file to its `_valid` file (checked when training loads them): the
@@ -145,7 +184,7 @@ class GenerationConfig:
         settings = {"env": self.env, "seed": self.seed, "noise_rate": self.noise_rate,
                     "filter_steps": self.filter_steps, "episodes": self.episodes,
                     "valid_episodes": self.valid_episodes, "minigrid": minigrid.__version__}
-        return settings_id(settings)
+        return settings_id(self._with_slips(settings))
 
 
 @dataclass(frozen=True)
@@ -243,7 +282,8 @@ def _produce(task: tuple) -> tuple[int, PackedEpisode, list[Failure]]:
     for attempt in range(MAX_ATTEMPTS):
         seed = demo_seed(config.seed, index, attempt, valid)
         result = attempt_episode(config.env, seed, config.noise_rate, config.filter_steps,
-                                 raise_bot_failure=config.crash_on_exception)
+                                 raise_bot_failure=config.crash_on_exception,
+                                 slip_rate=config.slip_rate)
         if isinstance(result, Episode):
             return index, PackedEpisode.pack(result), failures
         failures.append(result)
@@ -285,6 +325,7 @@ def _existing(path: Path, meta: dict, indices: range, run: RunConfig,
     saved = content.meta
     compared = [key for key in meta if key != "run_id"]
     if ({key: saved.get(key) for key in compared} != {key: meta[key] for key in compared}
+            or saved.get("slip_rate", 0.0) != meta.get("slip_rate", 0.0)
             or saved.get("first_index") != indices.start):
         if run.overwrite:
             return [], [], True
@@ -381,6 +422,8 @@ def generate_demos(config: GenerationConfig, run: RunConfig) -> list[SplitSummar
 
 _SETTINGS = ("env", "seed", "noise_rate", "filter_steps", "split", "seed_scheme", "minigrid",
              "run_id")
+_OPTIONAL_SETTINGS = ("slip_rate",)
+"""Recorded only when set (see GenerationConfig._with_slips)."""
 
 
 def merge_shards(demos_path: Path, num_shards: int, valid: bool = False) -> Path:
@@ -403,11 +446,13 @@ def _merge_shards(demos_path: Path, num_shards: int, valid: bool) -> Path:
         if not meta.get("complete"):
             raise UserError(f"shard {shard} is incomplete ({len(part.episodes)} of "
                             f"{meta.get('episodes')} episodes); finish it first")
-        mismatch = {key for key in _SETTINGS if meta.get(key) != first.get(key)}
+        mismatch = {key for key in _SETTINGS + _OPTIONAL_SETTINGS
+                    if meta.get(key) != first.get(key)}
         if mismatch:
             raise UserError(f"shard {shard} was generated with other settings: {sorted(mismatch)}")
         episodes.extend(_canonical(episode) for episode in part.episodes)
         failures.extend(Failure(*failure) for failure in meta.get("redrawn", []))
     meta = {key: first.get(key) for key in _SETTINGS}
+    meta.update({key: first[key] for key in _OPTIONAL_SETTINGS if key in first})
     _save(path, episodes, failures, meta, range(0, len(episodes)))
     return path

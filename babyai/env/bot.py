@@ -427,9 +427,11 @@ class ThinkingBot:
 
 # --------------------------------------------------------------------------- one episode
 
-Perturb = Callable[[int, int, str], tuple[int, str]]
-"""`(step, suggested action, thought) -> (action taken, thought recorded)`: how noise (or
-anything else) overrides the bot; the bot is told the action really taken."""
+Perturb = Callable[[int, int, str], tuple[int, int, str]]
+"""`(step, suggested action, thought) -> (action taken, action recorded, thought recorded)`:
+how noise (or anything else) overrides the bot. The bot is told the action really taken;
+the episode records the other two, so a perturbation can execute a mistake while the
+demonstration keeps the bot's own label for that state."""
 
 
 @dataclass
@@ -441,6 +443,8 @@ class BotEpisode:
     """The observation image before each action."""
     directions: list[int] = field(default_factory=list)
     actions: list[int] = field(default_factory=list)
+    """The action recorded at each step: the one taken, unless a perturbation recorded
+    another (see :data:`Perturb`)."""
     thoughts: list[str] = field(default_factory=list)
     reward: float = 0.0
     """The reward of the last step."""
@@ -475,12 +479,12 @@ def play_bot(env: gym.Env, seed: int, *, perturb: Perturb | None = None,
         except BotFailure as error:
             episode.failure = error
             break
-        action = suggestion
+        action = recorded = suggestion
         if perturb is not None:
-            action, thought = perturb(len(episode.actions), suggestion, thought)
+            action, recorded, thought = perturb(len(episode.actions), suggestion, thought)
         episode.images.append(obs["image"])
         episode.directions.append(obs["direction"])
-        episode.actions.append(action)
+        episode.actions.append(recorded)
         episode.thoughts.append(thought)
         obs, reward, terminated, truncated, _ = env.step(action)
         episode.reward = float(reward)

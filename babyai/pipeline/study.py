@@ -47,7 +47,7 @@ from babyai.agent.checkpoint import load_agent
 from babyai.agent.model import HISTORY_THOUGHTS
 from babyai.agent.rollout import ORACLE_VERSION, RolloutOptions, run_episodes
 from babyai.common import storage
-from babyai.common.cli import choice_list, non_negative_int, positive_int
+from babyai.common.cli import choice_list, non_negative_int, positive_int, probability
 from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
 from babyai.common.seeds import TRAINER_VALIDATION_START
@@ -101,6 +101,9 @@ class StudyConfig:
     """Validation demonstrations (the `_valid` file)."""
     noise_rate: float = 0.01
     """Demo noise (the paper's 0.01)."""
+    slip_rate: float = field(default=0.0, metadata={"type": probability})
+    """Demo slips: wrong pick-ups recorded with the bot's recovery (`tc-make-demos
+    --slip-rate`; 0 = none, as in the paper)."""
     demo_seed: int = field(default=1, metadata={"type": non_negative_int})
     """Base seed of the demonstrations."""
     frames: int = field(default=400_000, metadata={"type": positive_int})
@@ -237,7 +240,8 @@ def run_study(config: StudyConfig) -> StudyResult:
         ["--env", config.env, "--episodes", str(config.episodes),
          "--valid-episodes", str(config.valid_episodes), "--noise-rate", str(config.noise_rate),
          "--seed", str(config.demo_seed), "--demos", config.name, "--workers",
-         str(config.workers), "--storage", str(root)],
+         str(config.workers), "--storage", str(root)]
+        + (["--slip-rate", str(config.slip_rate)] if config.slip_rate else []),
         outputs=[demos, storage.demos_path(config.name, root, valid=True)]))
     lengths = [len(episode.actions) for episode in read_demo_file(demos).episodes]
     runs = plan_runs(config, mean(lengths), root)
