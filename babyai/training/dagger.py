@@ -2,9 +2,10 @@
 
 Imitation trains on the demonstrator's states only. A learned agent soon reaches states the
 demonstrator never visits, and there it has nothing to imitate: the bot's demos never hold
-a key the mission does not name by mistake (their noise only turns and steps), so an agent
-that picks one up keeps thinking "unlock ... door" where the bot would drop it (the key
-loop `tc-failure-modes` counts). DAgger (Ross, Gordon and Bagnell, 2011) plays the agent,
+a key the mission does not name by mistake (their noise only turns and steps; slips,
+`tc-make-demos --slip-rate`, are the exception), so an agent that picks one up keeps
+thinking "unlock ... door" where the bot would drop it (the key loop `tc-failure-modes`
+counts). DAgger (Ross, Gordon and Bagnell, 2011) plays the agent,
 asks the expert what it would do at every state reached, and adds those labels to the
 training data. The thinking bot labels both levels at once: its thought and its action.
 
