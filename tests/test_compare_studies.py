@@ -59,8 +59,8 @@ def test_two_tiny_studies_compared_through_the_command(tmp_path, capsys):
     assert (tmp_path / "reports" / "wide" / "compare_small.png").stat().st_size > 1000
 
 
-def _record(name, values, settings=None, demos_hash="abc"):
-    return StudyRecord(name, values, settings or {}, demos_hash)
+def _record(name, values, settings=None, demos_hash="abc", demos_settings=None):
+    return StudyRecord(name, values, settings or {}, demos_hash, demos_settings or {})
 
 
 def test_pairs_only_the_seeds_both_studies_have():
@@ -82,11 +82,26 @@ def test_setting_changes_name_the_flags_and_the_demos():
     second = _record("b", {}, {"tc": {"memory_dim": 256, "seed": 1, "model": "b_tc_s1"}}, "y")
     assert setting_changes(first, second) == ["tc memory_dim: 128 -> 256",
                                               "different demos (content hash)"]
+    # a setting a demo file records only when it is on (slips) counts as its default
+    plain = {"env": "L", "seed": 1, "noise_rate": 0.01, "run_id": "p", "split": "train"}
+    slips = {**plain, "slip_rate": 0.2, "run_id": "q"}
+    assert setting_changes(_record("a", {}, demos_settings=plain),
+                           _record("b", {}, demos_settings=slips)) == [
+        "demos slip_rate: 0.0 -> 0.2", "same demos (content hash)"]
+    assert setting_changes(_record("a", {}, demos_settings={**plain, "noise_rate": 0.05}),
+                           _record("b", {}, demos_settings=plain))[0] == \
+        "demos noise_rate: 0.05 -> 0.01"
 
 
 def test_a_missing_or_foreign_study_is_one_clear_error(tmp_path, capsys):
     assert run(compare_studies.main, ["none", "other", "--storage", str(tmp_path)]) == 2
     assert "final.csv: no such file" in capsys.readouterr().err
+    assert run(compare_studies.main, ["none", "other", "--storage", str(tmp_path),
+                                      "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    assert run(compare_studies.main, ["none", "other", "--storage", str(tmp_path),
+                                      "--out", str(tmp_path / "missing" / "c.csv")]) == 2
+    assert "no such directory" in capsys.readouterr().err
     report = tmp_path / "reports" / "odd"
     report.mkdir(parents=True)
     (report / "final.csv").write_text("agent,seed\ntc,one\n")

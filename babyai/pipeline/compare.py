@@ -1,24 +1,26 @@
 """Two studies of the same agents compared seed by seed: did a change of settings help?
 
 `tc-study` pairs agents within one study (TC against BC on the same demos and seeds). An
-ablation of a setting the study holds fixed (the model's dims, the demos' noise, the thought
-loss's reduction) is two studies: the same agents and seeds, one flag apart. Seed N of one
-study and seed N of the other start from the same demo order and play the same evaluation
-levels, so their difference removes what those contribute to both, as `tc-study`'s own
-paired differences do. This module reads what the two studies wrote (`study.csv`,
-`final.csv`, `ood.csv`, each run's `config.json`) and computes, per agent and measure, the
-second study minus the first with a 95% t-interval across seeds.
+ablation of a setting the study holds fixed (the model's dims, the demos' noise or slips,
+the thought loss's weight) is two studies: the same agents and seeds, one flag apart.
+Seed N of one study and seed N of the other start from the same demo order and play the
+same evaluation levels, so their difference removes what those contribute to both, as
+`tc-study`'s own paired differences do. This module reads what the two studies wrote
+(`study.csv`, `final.csv`, `ood.csv`, each run's `config.json`, the demo file's settings)
+and computes, per agent and measure, the second study minus the first with a 95%
+t-interval across seeds.
 """
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from babyai.common import storage
 from babyai.common.errors import UserError
+from babyai.demos.files import read_demo_meta
 from babyai.pipeline.study import LAST_EVALUATIONS, mean_interval
 
 COMPARISON_FIELDS = ["agent", "measure", "seeds", "first", "second", "difference",
@@ -26,6 +28,11 @@ COMPARISON_FIELDS = ["agent", "measure", "seeds", "first", "second", "difference
 
 IGNORED_SETTINGS = {"model", "demos", "seed", "storage", "threads", "device"}
 """Run settings that differ between any two studies (names, seeds, where and how fast)."""
+
+DEMO_SETTINGS = {"env": None, "episodes": None, "seed": None, "noise_rate": None,
+                 "slip_rate": 0.0, "filter_steps": None, "minigrid": None}
+"""The generation settings a demo file records, compared between two studies (the value
+of a setting a file records only when it is on)."""
 
 
 @dataclass
@@ -36,6 +43,7 @@ class StudyRecord:
     values: dict[str, dict[str, dict[int, float]]]  # agent -> measure -> seed -> value
     settings: dict[str, dict]  # agent -> the training settings of its first run
     demos_hash: str | None  # content hash of the training demos (stages.json)
+    demos_settings: dict = field(default_factory=dict)  # how the training demos were made
 
 
 def read_study(name: str, root: Path) -> StudyRecord:
@@ -91,7 +99,10 @@ def _read_study(name: str, root: Path) -> StudyRecord:
         seeds = sorted({seed for per_seed in measures.values() for seed in per_seed})
         config = storage.model_dir(f"{name}_{agent}_s{seeds[0]}", root) / "config.json"
         settings[agent] = json.loads(config.read_text()) if config.is_file() else {}
-    return StudyRecord(name, values, settings, _demos_hash(report / "stages.json"))
+    demos = storage.demos_path(name, root)
+    demos_settings = read_demo_meta(demos) if demos.is_file() else {}
+    return StudyRecord(name, values, settings, _demos_hash(report / "stages.json"),
+                       demos_settings)
 
 
 def _ood_thought_match(rows: Iterable[dict],
@@ -172,6 +183,12 @@ def setting_changes(first: StudyRecord, second: StudyRecord) -> list[str]:
         for key in sorted(set(before) | set(after)):
             if key not in IGNORED_SETTINGS and before.get(key) != after.get(key):
                 changes.append(f"{agent} {key}: {before.get(key)} -> {after.get(key)}")
+    if first.demos_settings and second.demos_settings:
+        for key, default in DEMO_SETTINGS.items():
+            before = first.demos_settings.get(key, default)
+            after = second.demos_settings.get(key, default)
+            if before != after:
+                changes.append(f"demos {key}: {before} -> {after}")
     if first.demos_hash and second.demos_hash:
         changes.append("same demos (content hash)" if first.demos_hash == second.demos_hash
                        else "different demos (content hash)")
