@@ -41,11 +41,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                         help="storage root (default: $TC_STORAGE, else ./storage)")
     args = parser.parse_args(argv)
     root = storage.storage_root(args.storage)
-    if args.out is not None and not args.out.parent.is_dir():
-        raise UserError(f"--out {args.out}: no such directory {args.out.parent}")
-    if args.out is not None and args.out.is_dir():
-        raise UserError(f"--out {args.out} is a directory; give the CSV file to write "
-                        "(its picture goes beside it)")
+    if args.out is not None:
+        if not args.out.parent.is_dir():
+            raise UserError(f"--out {args.out}: no such directory {args.out.parent}")
+        if args.out.is_dir():
+            raise UserError(f"--out {args.out} is a directory; give the CSV file to write "
+                            "(its picture goes beside it)")
     first, second = read_study(args.first, root), read_study(args.second, root)
     rows = compare(first, second, args.agents)
     out = args.out or storage.report_dir(args.second, root) / f"compare_{args.first}.csv"

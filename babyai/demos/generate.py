@@ -50,6 +50,15 @@ NOISE_ACTIONS = (Actions.left, Actions.right, Actions.forward)
 """Noise moves."""
 MAX_NOISE_SEGMENT = 5
 
+OPTIONAL_SETTINGS = {"slip_rate": 0.0}
+"""Settings a file records only when they differ from these defaults (ours, not the
+paper's), so that files made without them keep their bytes and run ids."""
+
+
+def recorded_setting(meta: dict, key: str) -> object:
+    """A file's value of a generation setting, the default where it records none."""
+    return meta.get(key, OPTIONAL_SETTINGS.get(key))
+
 
 # --------------------------------------------------------------------------- one episode
 
@@ -170,12 +179,13 @@ class GenerationConfig:
                 "filter_steps": self.filter_steps, "split": "valid" if valid else "train",
                 "seed_scheme": "seed + index + attempt*1e9 (+5e8 for valid)",
                 "minigrid": minigrid.__version__, "run_id": self.run_id()}
-        return self._with_slips(meta)
+        return self._with_optional(meta)
 
-    def _with_slips(self, settings: dict) -> dict:
-        """Slips enter a file's settings only when on, so files made without them keep
-        their bytes and run ids."""
-        return {**settings, "slip_rate": self.slip_rate} if self.slip_rate else settings
+    def _with_optional(self, settings: dict) -> dict:
+        """`settings` plus each of :data:`OPTIONAL_SETTINGS` that is not at its default."""
+        chosen = {key: getattr(self, key) for key, default in OPTIONAL_SETTINGS.items()
+                  if getattr(self, key) != default}
+        return {**settings, **chosen}
 
     def run_id(self) -> str:
         """Ties a training file to its `_valid` file (checked when training loads them): the
@@ -184,7 +194,7 @@ class GenerationConfig:
         settings = {"env": self.env, "seed": self.seed, "noise_rate": self.noise_rate,
                     "filter_steps": self.filter_steps, "episodes": self.episodes,
                     "valid_episodes": self.valid_episodes, "minigrid": minigrid.__version__}
-        return settings_id(self._with_slips(settings))
+        return settings_id(self._with_optional(settings))
 
 
 @dataclass(frozen=True)
@@ -323,9 +333,8 @@ def _existing(path: Path, meta: dict, indices: range, run: RunConfig,
                         f"continue ({error}); choose another --demos name, or pass "
                         "--overwrite to replace it") from error
     saved = content.meta
-    compared = [key for key in meta if key != "run_id"]
-    if ({key: saved.get(key) for key in compared} != {key: meta[key] for key in compared}
-            or saved.get("slip_rate", 0.0) != meta.get("slip_rate", 0.0)
+    compared = [key for key in {**meta, **OPTIONAL_SETTINGS} if key != "run_id"]
+    if (any(recorded_setting(saved, key) != recorded_setting(meta, key) for key in compared)
             or saved.get("first_index") != indices.start):
         if run.overwrite:
             return [], [], True
@@ -422,8 +431,6 @@ def generate_demos(config: GenerationConfig, run: RunConfig) -> list[SplitSummar
 
 _SETTINGS = ("env", "seed", "noise_rate", "filter_steps", "split", "seed_scheme", "minigrid",
              "run_id")
-_OPTIONAL_SETTINGS = ("slip_rate",)
-"""Recorded only when set (see GenerationConfig._with_slips)."""
 
 
 def merge_shards(demos_path: Path, num_shards: int, valid: bool = False) -> Path:
@@ -446,13 +453,13 @@ def _merge_shards(demos_path: Path, num_shards: int, valid: bool) -> Path:
         if not meta.get("complete"):
             raise UserError(f"shard {shard} is incomplete ({len(part.episodes)} of "
                             f"{meta.get('episodes')} episodes); finish it first")
-        mismatch = {key for key in _SETTINGS + _OPTIONAL_SETTINGS
-                    if meta.get(key) != first.get(key)}
+        mismatch = {key for key in (*_SETTINGS, *OPTIONAL_SETTINGS)
+                    if recorded_setting(meta, key) != recorded_setting(first, key)}
         if mismatch:
             raise UserError(f"shard {shard} was generated with other settings: {sorted(mismatch)}")
         episodes.extend(_canonical(episode) for episode in part.episodes)
         failures.extend(Failure(*failure) for failure in meta.get("redrawn", []))
     meta = {key: first.get(key) for key in _SETTINGS}
-    meta.update({key: first[key] for key in _OPTIONAL_SETTINGS if key in first})
+    meta.update({key: first[key] for key in OPTIONAL_SETTINGS if key in first})
     _save(path, episodes, failures, meta, range(0, len(episodes)))
     return path

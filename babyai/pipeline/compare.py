@@ -21,6 +21,7 @@ from typing import Iterable
 from babyai.common import storage
 from babyai.common.errors import UserError
 from babyai.demos.files import read_demo_meta
+from babyai.demos.generate import recorded_setting
 from babyai.pipeline.study import LAST_EVALUATIONS, mean_interval
 
 COMPARISON_FIELDS = ["agent", "measure", "seeds", "first", "second", "difference",
@@ -29,10 +30,9 @@ COMPARISON_FIELDS = ["agent", "measure", "seeds", "first", "second", "difference
 IGNORED_SETTINGS = {"model", "demos", "seed", "storage", "threads", "device"}
 """Run settings that differ between any two studies (names, seeds, where and how fast)."""
 
-DEMO_SETTINGS = {"env": None, "episodes": None, "seed": None, "noise_rate": None,
-                 "slip_rate": 0.0, "filter_steps": None, "minigrid": None}
-"""The generation settings a demo file records, compared between two studies (the value
-of a setting a file records only when it is on)."""
+DEMO_SETTINGS = ("env", "episodes", "seed", "noise_rate", "slip_rate", "filter_steps",
+                 "minigrid")
+"""The generation settings of two studies' demo files that are compared."""
 
 
 @dataclass
@@ -184,9 +184,9 @@ def setting_changes(first: StudyRecord, second: StudyRecord) -> list[str]:
             if key not in IGNORED_SETTINGS and before.get(key) != after.get(key):
                 changes.append(f"{agent} {key}: {before.get(key)} -> {after.get(key)}")
     if first.demos_settings and second.demos_settings:
-        for key, default in DEMO_SETTINGS.items():
-            before = first.demos_settings.get(key, default)
-            after = second.demos_settings.get(key, default)
+        for key in DEMO_SETTINGS:
+            before = recorded_setting(first.demos_settings, key)
+            after = recorded_setting(second.demos_settings, key)
             if before != after:
                 changes.append(f"demos {key}: {before} -> {after}")
     if first.demos_hash and second.demos_hash:
