@@ -9,17 +9,18 @@ import torch
 
 from babyai.agent.checkpoint import load_checkpoint, save_checkpoint
 from babyai.common.errors import UserError
-from babyai.agent.model import Memory, ModelConfig, build_agent, eval_with_rnn_gradients
+from babyai.agent.model import (THOUGHT_DECODERS, Memory, ModelConfig, build_agent,
+                                eval_with_rnn_gradients)
 from babyai.data.vocab import BOS, EOS, PAD, Vocabulary
 
 VOCAB = Vocabulary.build(["pick up the red ball then open a blue door",
                           "pickup red ball to complete pickup mission", "explore unseen area"])
 
 
-def small_agent(use_thoughts: bool = True, seed: int = 0):
+def small_agent(use_thoughts: bool = True, seed: int = 0, decoder: str = "memory"):
     torch.manual_seed(seed)
     config = ModelConfig(vocab_size=len(VOCAB), image_dim=16, memory_dim=32, instr_dim=16,
-                         use_thoughts=use_thoughts)
+                         use_thoughts=use_thoughts, thought_decoder=decoder)
     return build_agent(config).eval()
 
 
@@ -52,9 +53,10 @@ def test_output_shapes(use_thoughts):
         assert out.thought_logits is None and out.thought_tokens is None
 
 
+@pytest.mark.parametrize("decoder", THOUGHT_DECODERS)
 @pytest.mark.parametrize("teacher_forcing", [True, False])
-def test_padding_never_changes_outputs(teacher_forcing):
-    agent = small_agent()
+def test_padding_never_changes_outputs(teacher_forcing, decoder):
+    agent = small_agent(decoder=decoder)
     images, missions, thoughts = batch()
     _, missions_padded, thoughts_padded = batch(pad_extra=4)
     with torch.no_grad():
@@ -80,8 +82,9 @@ def test_greedy_thoughts_never_emit_pad_or_start_and_stop_at_end():
         assert all(token == PAD for token in row[len(words):])
 
 
-def test_batched_decoding_matches_single():
-    agent = small_agent()
+@pytest.mark.parametrize("decoder", THOUGHT_DECODERS)
+def test_batched_decoding_matches_single(decoder):
+    agent = small_agent(decoder=decoder)
     images, missions, _ = batch()
     with torch.no_grad():
         together = agent(images, agent.encode_missions(missions), agent.initial_memory(3), None, False)
@@ -90,6 +93,46 @@ def test_batched_decoding_matches_single():
                           agent.initial_memory(1), None, False)
             assert VOCAB.decode(alone.thought_tokens[0]) == VOCAB.decode(together.thought_tokens[i])
             torch.testing.assert_close(alone.action_logits[0], together.action_logits[i], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", THOUGHT_DECODERS)
+def test_greedy_thought_is_the_argmax_of_the_teacher_forced_logits_on_itself(decoder):
+    """Generation and training score words the same way: fed its own greedy thought, the
+    teacher-forced decoder puts its maximum on each next word of it."""
+    agent = small_agent(decoder=decoder, seed=3)
+    images, missions, _ = batch()
+    encoded, memory = agent.encode_missions(missions), agent.initial_memory(3)
+    with torch.no_grad():
+        free = agent(images, encoded, memory, None, False)
+        own = torch.cat([torch.full((3, 1), BOS), free.thought_tokens], dim=1)
+        logits = agent.thought_logits(free.memory.upper_h, free.memory.upper_c, own, encoded)
+    logits[..., PAD] = logits[..., BOS] = float("-inf")
+    predicted = logits.argmax(dim=-1)
+    for row in range(3):
+        words = own[row, 1:]
+        length = int((words != PAD).sum())
+        assert predicted[row, :length].tolist() == words[:length].tolist()
+
+
+def test_only_the_mission_decoder_reads_the_mission_while_it_writes():
+    """With the upper memory held fixed, another mission changes the words the "mission"
+    decoder scores and nothing in the "memory" decoder (the paper's reads the memory only)."""
+    images, missions, thoughts = batch()
+    other = missions.roll(1, dims=0)
+    for decoder, changes in (("memory", False), ("mission", True)):
+        agent = small_agent(decoder=decoder)
+        with torch.no_grad():
+            out = agent(images, agent.encode_missions(missions), agent.initial_memory(3), thoughts)
+            state = (out.memory.upper_h, out.memory.upper_c)
+            same = agent.thought_logits(*state, thoughts, agent.encode_missions(missions))
+            moved = agent.thought_logits(*state, thoughts, agent.encode_missions(other))
+        torch.testing.assert_close(same, out.thought_logits)
+        assert (not torch.allclose(same, moved)) == changes, decoder
+
+
+def test_unknown_thought_decoder_is_a_user_error():
+    with pytest.raises(UserError, match="thought-decoder"):
+        ModelConfig(vocab_size=10, thought_decoder="transformer")
 
 
 def test_own_history_reads_generated_thoughts_while_the_lower_level_is_forced():

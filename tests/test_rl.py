@@ -18,7 +18,8 @@ from babyai.data.vocab import Vocabulary
 from babyai.rl import trainer as trainer_module
 from babyai.rl.collect import Collector
 from babyai.rl.envs import make_episodes, make_vector_envs
-from babyai.rl.ppo import LossCoefficients, compute_gae, ppo_loss, window_outputs
+from babyai.rl.ppo import (LossCoefficients, compute_gae, ppo_loss, thought_loss,
+                           window_outputs)
 from babyai.commands import train_rl
 
 ENV = "BabyAI-GoToRedBall-v0"
@@ -56,19 +57,20 @@ def test_ppo_loss_matches_a_hand_computation():
     assert float(parts.clip_fraction) == 1.0
 
 
-def _tiny_agent(use_thoughts: bool):
+def _tiny_agent(use_thoughts: bool, decoder: str = "memory"):
     vocab = Vocabulary(WORDS)
     torch.manual_seed(0)
     agent = build_agent(ModelConfig(len(vocab), image_dim=16, memory_dim=24, instr_dim=16,
-                                    use_thoughts=use_thoughts)).eval()
+                                    use_thoughts=use_thoughts, thought_decoder=decoder)).eval()
     return agent, vocab
 
 
-@pytest.mark.parametrize("use_thoughts", [True, False])
-def test_windows_replay_collection_exactly(use_thoughts):
+@pytest.mark.parametrize("use_thoughts,decoder", [(True, "memory"), (False, "memory"),
+                                                  (True, "mission")])
+def test_windows_replay_collection_exactly(use_thoughts, decoder):
     """Re-running BPTT windows from the recorded memories gives collection's log-probs and
     values, across episode boundaries inside windows (episodes of 3 steps, windows of 4)."""
-    agent, vocab = _tiny_agent(use_thoughts)
+    agent, vocab = _tiny_agent(use_thoughts, decoder)
     envs = make_vector_envs(make_episodes(ENV, None, 3, 0, max_steps=3), 1)
     collector = Collector(agent, vocab, envs, sample_seed=0)
     collector.collect(4, 0.99, 0.95)  # start mid-episode: the memories carried matter
@@ -84,6 +86,20 @@ def test_windows_replay_collection_exactly(use_thoughts):
     log_probs = torch.log_softmax(out.logits, -1).gather(1, exp.actions[rows].unsqueeze(1))[:, 0]
     torch.testing.assert_close(log_probs, exp.log_probs[rows], atol=1e-5, rtol=0)
     torch.testing.assert_close(out.values, exp.values[rows], atol=1e-5, rtol=0)
+    assert (out.missions is not None) == (decoder == "mission")
+    if out.missions is not None:  # each step's own mission, for its thought decoder
+        targets = torch.tensor([vocab.encode_thought("explore unseen area")] * len(steps))
+        loss = thought_loss(agent, out.upper_h, out.upper_c, targets, out.missions)
+        words = exp.missions[rows]
+        for row in (0, 5, 23):
+            alone = agent.encode_missions(words[row:row + 1, :int((words[row] != 0).sum())])
+            logits = agent.thought_logits(out.upper_h[row:row + 1], out.upper_c[row:row + 1],
+                                          targets[row:row + 1], alone)
+            own = thought_loss(agent, out.upper_h[row:row + 1], out.upper_c[row:row + 1],
+                               targets[row:row + 1], out.missions.index([row]))
+            nll = torch.nn.functional.cross_entropy(logits[0], targets[row, 1:]).item()
+            assert own.item() == pytest.approx(nll, rel=1e-4)
+        assert torch.isfinite(loss)
 
 
 def test_environment_state_survives_a_pickle_with_its_bot():

@@ -126,6 +126,11 @@ def test_plan_runs_share_demos_levels_and_frames(tmp_path):
     assert nothought[nothought.index("--sg-coef") + 1] == "0.0"
     assert "--no-teacher-forcing" in nothought and "--stop-tf" not in nothought
     assert "--sg-coef" not in runs[2].args and runs[2].module.endswith("train_bc")
+    assert all("--thought-decoder" not in run.args for run in runs)  # the default plans as before
+    config = StudyConfig(agents=("tc", "bc", "tc_nothought"), seeds=1, thought_decoder="mission")
+    flags = [run.args for run in plan_runs(config, mean_length=80.0, root=tmp_path)]
+    assert [args[args.index("--thought-decoder") + 1] for args in flags if "--thought-decoder" in args] \
+        == ["mission", "mission"] and "--thought-decoder" not in flags[1]  # not for BC
 
 
 def test_summary_across_seeds():

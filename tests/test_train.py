@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,6 +18,7 @@ from babyai.training import step as step_module
 from babyai.training import trainer as trainer_module
 from babyai.agent.checkpoint import load_checkpoint, read_checkpoint
 from babyai.data.dataset import load_dataset
+from babyai.data.lanes import LanePlan
 from babyai.common.errors import UserError
 from babyai.training.loss import imitation_loss
 from babyai.agent.model import ModelConfig, build_agent
@@ -39,13 +41,16 @@ def demos(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("use_thoughts,teacher_forcing", [(True, True), (True, False), (False, True)])
-def test_windowed_run_matches_step_by_step_rollout(tmp_path, use_thoughts, teacher_forcing):
+@pytest.mark.parametrize("use_thoughts,teacher_forcing,decoder", [
+    (True, True, "memory"), (True, False, "memory"), (False, True, "memory"),
+    (True, True, "mission"), (True, False, "mission")])
+def test_windowed_run_matches_step_by_step_rollout(tmp_path, use_thoughts, teacher_forcing,
+                                                   decoder):
     write_demos(tmp_path, count=5, valid_count=1)
     data = load_dataset(tmp_path / "demos" / "synth.pkl")
     torch.manual_seed(0)
     agent = build_agent(ModelConfig(len(data.vocab), image_dim=16, memory_dim=24, instr_dim=16,
-                                    use_thoughts=use_thoughts)).eval()
+                                    use_thoughts=use_thoughts, thought_decoder=decoder)).eval()
     batch = data.batch(range(5))
     windowed = {}
     with torch.no_grad():
@@ -82,14 +87,23 @@ def test_windowed_run_matches_step_by_step_rollout(tmp_path, use_thoughts, teach
                                                atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("teacher_forcing", [True, False])
-def test_train_batch_gradients_equal_one_plain_backward_over_each_window(demos, monkeypatch,
-                                                                         teacher_forcing):
+@pytest.mark.parametrize("teacher_forcing,decoder,layout", [
+    (True, "memory", "lanes"), (False, "memory", "lanes"),
+    (True, "mission", "lanes"), (False, "mission", "episodes")])
+def test_train_batch_gradients_equal_one_plain_backward_over_each_window(
+        demos, monkeypatch, teacher_forcing, decoder, layout):
     trainer = Trainer(TrainConfig(**TINY, demos="synth", storage=str(demos), dropout=0.0,
-                                  max_grad_norm=1e9, entropy_coef=0.05, device="cpu"))
+                                  max_grad_norm=1e9, entropy_coef=0.05, device="cpu",
+                                  thought_decoder=decoder, layout=layout))
     monkeypatch.setattr(step_module, "THOUGHT_CHUNK", 7)  # several decoder chunks per window
     monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
-    batch = trainer.train_data.batch(range(6))
+    data = trainer.train_data
+    if layout == "lanes":  # continuous streams: episodes start mid-window, missions gathered
+        plan = LanePlan.build(np.arange(len(data)), data.lengths, lanes=3, batches=2)
+        batch = plan.batch(data, 0)
+        assert batch.mission_index is not None and batch.starts[1:].any()
+    else:
+        batch = data.batch(range(6))
     metrics = trainer.train_batch(batch, teacher_forcing, batch.num_steps)
     chunked = {n: p.grad.clone() for n, p in trainer.agent.named_parameters() if p.grad is not None}
 
@@ -109,6 +123,8 @@ def test_train_batch_gradients_equal_one_plain_backward_over_each_window(demos, 
     plain = {n: p.grad for n, p in agent.named_parameters() if p.grad is not None}
     assert metrics["loss"] == pytest.approx(total, rel=1e-5)
     assert chunked.keys() == plain.keys() and "thinker.decoder.weight_hh_l0" in plain
+    if decoder == "mission":  # the decoder's reading of the mission trains the encoder too
+        assert "thinker.word_attention.query.weight" in plain
     for name in plain:
         torch.testing.assert_close(chunked[name], plain[name], atol=1e-6, rtol=1e-4, msg=name)
 

@@ -92,6 +92,14 @@ class MemoryAttention(nn.Module):
         weights = torch.softmax(scores, dim=1) * mask.to(scores.dtype)
         return torch.einsum("bl,bld->bd", weights, features)
 
+    def read_each(self, memories: Tensor, features: Tensor, mask: Tensor) -> Tensor:
+        """T queries per row at once: memories [B, T, memory_dim] -> [B, T, instr_dim],
+        row t equal to `forward(memories[:, t], features, mask)`."""
+        scores = torch.einsum("bld,btd->btl", features, self.query(memories))
+        scores = scores.masked_fill(~mask[:, None], torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=2) * mask[:, None].to(scores.dtype)
+        return torch.einsum("btl,bld->btd", weights, features)
+
 
 class CrossAttentionBlock(nn.Module):
     """A transformer-style block: one query attends to the mission tokens, then feed-forward."""

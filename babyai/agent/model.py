@@ -9,7 +9,8 @@ One step of the agent (see docs/algorithm.md), for a batch of B environments:
         context = attention(upper memory -> mission) + cross-attention(history -> mission)
         FiLM(visual map | context) -> max-pool -> LSTMCell -> new upper memory
         LSTM decoder from the new upper memory -> thought tokens
-        (teacher-forced on the target thought in training, greedy otherwise)
+        (teacher-forced on the target thought in training, greedy otherwise;
+         with `thought_decoder="mission"`, each word also reads attention(decoder -> mission))
     thought history: attention(new upper memory -> thought in use) -> LSTMCell
     lower level (ActionPolicy):
         language = attention(lower memory -> thought) + attention(lower memory -> mission)
@@ -34,6 +35,9 @@ from babyai.data.vocab import BOS, EOS, MAX_THOUGHT_TOKENS, PAD
 INSTR_ARCHS = ("attgru",)
 POLICY_THOUGHTS = ("in_use", "zeroed", "shuffled")
 """What the lower level may read (see :meth:`Agent.forward`): the thought-reliance ablations."""
+THOUGHT_DECODERS = ("memory", "mission")
+"""What the thought decoder reads while it writes: the new upper memory only (the paper), or
+also the mission's words, attended to afresh at every word it writes."""
 HISTORY_THOUGHTS = ("in_use", "own")
 """What the thought history reads: the thought in use (the lower level's, teacher-forced or
 not: the paper) or always the agent's own generated thought (as at test time)."""
@@ -57,6 +61,11 @@ class ModelConfig:
     """False builds the behavioural-cloning baseline (mission-only lower level)."""
     dropout: float = 0.2
     """Dropout in the upper level's cross-attention blocks."""
+    thought_decoder: str = "memory"
+    """One of :data:`THOUGHT_DECODERS`: "memory" starts an LSTM from the upper memory and
+    reads nothing else (the paper); "mission" also attends to the mission's words at every
+    word, so naming an object the mission names is a lookup rather than a recall from the
+    memory vector."""
     num_actions: int = 7
     """BabyAI's action space."""
 
@@ -64,6 +73,9 @@ class ModelConfig:
         if self.instr_arch not in INSTR_ARCHS:
             raise UserError(f"unknown --instr-arch {self.instr_arch!r}; "
                             f"available: {', '.join(INSTR_ARCHS)}")
+        if self.thought_decoder not in THOUGHT_DECODERS:
+            raise UserError(f"unknown --thought-decoder {self.thought_decoder!r}; "
+                            f"available: {', '.join(THOUGHT_DECODERS)}")
         if self.instr_dim % 2:
             raise UserError(f"--instr-dim must be even (two GRU directions), got {self.instr_dim}")
         for name in ("vocab_size", "image_dim", "memory_dim", "instr_dim", "num_actions"):
@@ -136,7 +148,10 @@ class ThoughtGenerator(nn.Module):
         self.visual_reader = VisualReader(config.image_dim, d)
         self.memory_cell = nn.LSTMCell(config.image_dim, m)
         self.decoder = nn.LSTM(d, m, batch_first=True)
-        self.output = nn.Linear(m, config.vocab_size)
+        self.reads_mission = config.thought_decoder == "mission"
+        if self.reads_mission:
+            self.word_attention = MemoryAttention(m, d)
+        self.output = nn.Linear(m + d if self.reads_mission else m, config.vocab_size)
 
     def update_memory(self, visual: Tensor, mission: TextEncoding, memory: Memory) -> tuple[Tensor, Tensor]:
         """Steps 1-5 of the upper level: the new upper memory (h, c)."""
@@ -147,14 +162,25 @@ class ThoughtGenerator(nn.Module):
         pooled = self.visual_reader(visual, context + query)
         return self.memory_cell(pooled, (memory.upper_h, memory.upper_c))
 
-    def teacher_forced_logits(self, state: tuple[Tensor, Tensor], target: Tensor) -> Tensor:
+    def _word_logits(self, outputs: Tensor, mission: TextEncoding | None) -> Tensor:
+        """Decoder outputs [B, T, m] -> vocabulary logits [B, T, V] (with the mission decoder,
+        each output first reads the mission's words)."""
+        if not self.reads_mission:
+            return self.output(outputs)
+        assert mission is not None, "a mission-reading thought decoder needs the mission"
+        read = self.word_attention.read_each(outputs, mission.features, mission.mask)
+        return self.output(torch.cat([outputs, read], dim=-1))
+
+    def teacher_forced_logits(self, state: tuple[Tensor, Tensor], target: Tensor,
+                              mission: TextEncoding | None = None) -> Tensor:
         """Logits [B, Lt-1, V] predicting target[:, 1:] from target[:, :-1]."""
         h, c = state
         outputs, _ = self.decoder(self.word_embedding(target[:, :-1]), (h.unsqueeze(0), c.unsqueeze(0)))
-        return self.output(outputs)
+        return self._word_logits(outputs, mission)
 
     @torch.no_grad()
-    def generate(self, state: tuple[Tensor, Tensor], max_tokens: int = MAX_THOUGHT_TOKENS) -> Tensor:
+    def generate(self, state: tuple[Tensor, Tensor], mission: TextEncoding | None = None,
+                 max_tokens: int = MAX_THOUGHT_TOKENS) -> Tensor:
         """Greedy decoding for the whole batch: [B, <=max_tokens] words, EOS, then PAD."""
         h, c = state
         hidden = (h.unsqueeze(0), c.unsqueeze(0))
@@ -164,7 +190,10 @@ class ThoughtGenerator(nn.Module):
         tokens = []
         for _ in range(max_tokens):
             output, hidden = self.decoder(self.word_embedding(token), hidden)
-            logits = self.output(output[:, 0]).float()
+            if self.reads_mission:
+                logits = self._word_logits(output, mission)[:, 0].float()
+            else:
+                logits = self.output(output[:, 0]).float()
             logits[:, PAD] = float("-inf")
             logits[:, BOS] = float("-inf")
             next_token = logits.argmax(dim=1)
@@ -281,13 +310,13 @@ class Agent(nn.Module):
         upper_h, upper_c = self.thinker.update_memory(visual, mission, memory)
         predicted = None
         if thought_target is not None and with_thought_logits:
-            predicted = self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
+            predicted = self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target, mission)
         generated = own = None
         forced = teacher_forcing if isinstance(teacher_forcing, Tensor) else None
         all_forced = forced is None and bool(teacher_forcing) and thought_target is not None
         own_history = history_thought == "own"
         if not all_forced or own_history:
-            generated = self.thinker.generate((upper_h, upper_c))
+            generated = self.thinker.generate((upper_h, upper_c), mission)
             own = torch.cat([torch.full_like(generated[:, :1], BOS), generated], dim=1)
         if all_forced:
             thought_in_use = thought_target
@@ -315,13 +344,20 @@ class Agent(nn.Module):
         new_memory = Memory(upper_h, upper_c, lower_h, lower_c, history_h, history_c)
         return AgentOutput(logits, value, predicted, generated, new_memory)
 
-    def thought_logits(self, upper_h: Tensor, upper_c: Tensor, thought_target: Tensor) -> Tensor:
+    def thought_logits(self, upper_h: Tensor, upper_c: Tensor, thought_target: Tensor,
+                       mission: TextEncoding | None = None) -> Tensor:
         """Teacher-forced thought logits [N, Lt-1, V] from upper memories [N, memory_dim].
 
         N may stack many steps (e.g. a whole BPTT window), since given the upper memory
-        each step's decoding is independent of the others.
+        (and, for a mission-reading decoder, each step's `mission` row) each step's decoding
+        is independent of the others.
         """
-        return self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target)
+        return self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target, mission)
+
+    @property
+    def thought_decoder_reads_mission(self) -> bool:
+        """Whether :meth:`thought_logits` needs each step's encoded mission."""
+        return self.config.use_thoughts and self.thinker.reads_mission
 
 
 def _select_rows(rows: Tensor, first: Tensor, second: Tensor) -> Tensor:

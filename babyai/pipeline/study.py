@@ -44,7 +44,7 @@ from typing import Sequence
 import torch
 
 from babyai.agent.checkpoint import load_agent
-from babyai.agent.model import HISTORY_THOUGHTS
+from babyai.agent.model import HISTORY_THOUGHTS, THOUGHT_DECODERS
 from babyai.agent.rollout import ORACLE_VERSION, RolloutOptions, run_episodes
 from babyai.common import storage
 from babyai.common.cli import choice_list, non_negative_int, positive_int, probability
@@ -131,6 +131,9 @@ class StudyConfig:
     """TC's teacher forcing never falls below this probability (the trainer's --tf-floor)."""
     history_thoughts: str = field(default="in_use", metadata={"choices": HISTORY_THOUGHTS})
     """What TC's thought history reads in training (the trainer's --history-thoughts)."""
+    thought_decoder: str = field(default="memory", metadata={"choices": THOUGHT_DECODERS})
+    """What the TC agents' thought decoder reads (the trainer's --thought-decoder): the
+    upper memory (the paper) or also the mission's words."""
     oracle: bool = True
     """After training, also play each TC run's final weights with the bot's thoughts (on the
     evaluation levels and, with --ood-levels, on the level set)."""
@@ -217,6 +220,8 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
                 continue
             args += ["--thought-loss-reduction", config.thought_loss_reduction,
                      "--history-thoughts", config.history_thoughts]
+            if config.thought_decoder != "memory":  # a study made before the flag plans as then
+                args += ["--thought-decoder", config.thought_decoder]
             if agent == "tc_nothought":  # no thought of the bot reaches its training
                 args += ["--sg-coef", "0.0", "--no-teacher-forcing"]
             else:

@@ -110,6 +110,8 @@ class WindowOutputs(NamedTuple):
     values: Tensor
     upper_h: Tensor | None
     upper_c: Tensor | None
+    missions: Any = None
+    """Every step's encoded mission (a TextEncoding), for a thought decoder that reads it."""
 
 
 def window_outputs(agent: Any, exp: Any, starts: Tensor, procs: Tensor, recurrence: int,
@@ -144,16 +146,20 @@ def window_outputs(agent: Any, exp: Any, starts: Tensor, procs: Tensor, recurren
             upper_c.append(out.memory.upper_c)
     return WindowOutputs(torch.cat(logits), torch.cat(values),
                          torch.cat(upper_h) if upper_h else None,
-                         torch.cat(upper_c) if upper_c else None)
+                         torch.cat(upper_c) if upper_c else None,
+                         encoded if agent.thought_decoder_reads_mission else None)
 
 
-def thought_loss(agent: Any, upper_h: Tensor, upper_c: Tensor, targets: Tensor) -> Tensor | None:
-    """Mean over steps with a bot thought of the per-step mean token NLL (the imitation loss)."""
+def thought_loss(agent: Any, upper_h: Tensor, upper_c: Tensor, targets: Tensor,
+                 missions: Any = None) -> Tensor | None:
+    """Mean over steps with a bot thought of the per-step mean token NLL (the imitation loss).
+    `missions`: every step's encoded mission, for a thought decoder that reads it."""
     valid = targets[:, 0] != 0
     if not bool(valid.any()):
         return None
     targets = targets[valid]
-    logits = agent.thought_logits(upper_h[valid], upper_c[valid], targets)
+    logits = agent.thought_logits(upper_h[valid], upper_c[valid], targets,
+                                  missions.index(valid) if missions is not None else None)
     labels = targets[:, 1:]
     nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
                           ignore_index=0, reduction="none").view_as(labels)
@@ -193,7 +199,7 @@ def ppo_update(agent: Any, optimizer: torch.optim.Optimizer, exp: Any, settings:
                 if settings.thought_loss_coef > 0 and exp.bot_thoughts is not None \
                         and out.upper_h is not None:
                     extra = thought_loss(agent, out.upper_h, out.upper_c,
-                                         exp.bot_thoughts[rows].to(device))
+                                         exp.bot_thoughts[rows].to(device), out.missions)
                     if extra is not None:
                         loss = loss + settings.thought_loss_coef * extra
                         logged["thought_nll"] = extra

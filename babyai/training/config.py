@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from babyai.agent.model import HISTORY_THOUGHTS, INSTR_ARCHS, ModelConfig
+from babyai.agent.model import HISTORY_THOUGHTS, INSTR_ARCHS, THOUGHT_DECODERS, ModelConfig
 from babyai.common.errors import UserError
 from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.env.envs import check_level
@@ -57,6 +57,9 @@ class TrainConfig:
     """Word embedding / language feature size (the paper: 256)."""
     instr_arch: str = "attgru"
     """Language encoder architecture (only `attgru` exists)."""
+    thought_decoder: str = field(default="memory", metadata={"choices": THOUGHT_DECODERS})
+    """What TC's thought decoder reads: `memory`, the upper memory only (the paper), or
+    `mission`, also attention over the mission's words at every word it writes."""
     dropout: float = 0.2
     """Dropout in the upper level's cross-attention blocks."""
     recurrence: int = 20
@@ -206,4 +209,4 @@ class TrainConfig:
         return ModelConfig(vocab_size=vocab_size, image_dim=self.image_dim,
                            memory_dim=self.memory_dim, instr_dim=self.instr_dim,
                            instr_arch=self.instr_arch, use_thoughts=self.use_thoughts,
-                           dropout=self.dropout)
+                           dropout=self.dropout, thought_decoder=self.thought_decoder)

@@ -88,10 +88,10 @@ class BatchStep:
                 roots, grads = [self.scaler.scale(parts.total)], [None]
                 thought = 0.0
                 if output.upper_h is not None:
-                    thought, upper_grads = self._thought_backward(output, total_steps)
-                    if upper_grads is not None:
-                        roots += [output.upper_h, output.upper_c]
-                        grads += list(upper_grads)
+                    thought, cut = self._thought_backward(output, total_steps)
+                    for tensor, grad in cut:
+                        roots.append(tensor)
+                        grads.append(grad)
                 torch.autograd.backward(roots, grads)
                 memory = memory.detach()
                 total = parts.total.item() + config.sg_coef * thought
@@ -117,33 +117,45 @@ class BatchStep:
                 "grad_norm": grad_norm, "steps": float(sums[5])}, memory
 
     def _thought_backward(self, output: WindowOutput, total_steps: int
-                          ) -> tuple[float, tuple[torch.Tensor, torch.Tensor] | None]:
+                          ) -> tuple[float, list[tuple[torch.Tensor, torch.Tensor]]]:
         """The thought loss of a window, back-propagated in chunks of steps.
 
         The teacher-forced decoder (an LSTM of memory_dim over every token of every step's
-        thought) holds most of a window's activations. Its input, the upper memories, is cut
-        from the graph; each chunk's loss is back-propagated at once (freeing that chunk's
-        decoder graph) and the gradient reaching the upper memories is handed back to the
-        caller, who back-propagates it through the rest of the window together with the
-        action loss. The gradients are exactly those of one backward over the whole window;
-        peak memory holds one chunk of decoder activations instead of the window's.
-        Returns the window's thought NLL (summed / total_steps) and the upper-memory grads.
+        thought) holds most of a window's activations. Its inputs, the upper memories (and
+        the encoded missions, for a decoder that reads them), are cut from the graph; each
+        chunk's loss is back-propagated at once (freeing that chunk's decoder graph) and the
+        gradients reaching the cut inputs are handed back to the caller, who
+        back-propagates them through the rest of the window together with the action loss.
+        The gradients are exactly those of one backward over the whole window; peak memory
+        holds one chunk of decoder activations instead of the window's.
+        Returns the window's thought NLL (summed / total_steps) and (input, gradient) pairs
+        of the cut inputs (none when the thought loss is off).
         """
         config = self.config
-        upper_h = output.upper_h.detach().requires_grad_(config.sg_coef > 0)
-        upper_c = output.upper_c.detach().requires_grad_(config.sg_coef > 0)
+        learn = config.sg_coef > 0
+        upper_h = output.upper_h.detach().requires_grad_(learn)
+        upper_c = output.upper_c.detach().requires_grad_(learn)
+        cut = [(output.upper_h, upper_h), (output.upper_c, upper_c)]
+        missions = output.missions
+        if missions is not None:
+            features = missions.features.detach().requires_grad_(learn)
+            cut.append((missions.features, features))
+            missions = missions._replace(features=features)
         value = 0.0
-        with torch.set_grad_enabled(config.sg_coef > 0):
+        with torch.set_grad_enabled(learn):
             for start in range(0, len(upper_h), THOUGHT_CHUNK):
                 rows = slice(start, start + THOUGHT_CHUNK)
+                step_missions = (missions.index(output.mission_rows[rows])
+                                 if missions is not None else None)
                 with self.autocast():
                     logits = self.agent.thought_logits(upper_h[rows], upper_c[rows],
-                                                       output.thought_targets[rows])
+                                                       output.thought_targets[rows],
+                                                       step_missions)
                 nll = thought_nll(logits, output.thought_targets[rows], denominator=total_steps,
                                   reduction=config.thought_loss_reduction)
-                if config.sg_coef > 0:
+                if learn:
                     self.scaler.scale(config.sg_coef * nll).backward()
                 value += nll.item()
-        if config.sg_coef > 0:
-            return value, (upper_h.grad, upper_c.grad)
-        return value, None
+        if not learn:
+            return value, []
+        return value, [(original, detached.grad) for original, detached in cut]

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import torch
 
-from babyai.agent.model import Agent, Memory
+from babyai.agent.model import Agent, Memory, TextEncoding
 from babyai.data.batch import Window
 
 
@@ -26,6 +26,10 @@ class WindowOutput(NamedTuple):
     thought_targets: torch.Tensor | None  # [N, Lt]
     upper_h: torch.Tensor | None  # [N, memory_dim] new upper memories (TC only)
     upper_c: torch.Tensor | None
+    missions: TextEncoding | None = None  # the window's encoded missions, [B, L, instr_dim]
+    mission_rows: torch.Tensor | None = None  # [N] row of `missions` of every step
+    """`missions` and `mission_rows` are set only for a thought decoder that reads the
+    mission: `missions.index(mission_rows[k])` is step k's mission."""
 
 
 def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Memory,
@@ -42,10 +46,11 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
     rows = window.active[0]
     memory = memory.index(slice(0, rows))
     if window.mission_index is None:  # per-episode layout: row b's mission is mission b
-        mission = agent.encode_missions(missions[:rows])
+        mission = all_missions = agent.encode_missions(missions[:rows])
     else:  # lanes: the batch's missions encoded once, gathered per step
         all_missions = agent.encode_missions(missions)
-    logits, actions, targets, upper_h, upper_c = [], [], [], [], []
+    logits, actions, targets, upper_h, upper_c, mission_rows = [], [], [], [], [], []
+    reads_mission = agent.thought_decoder_reads_mission
     use_thoughts = agent.config.use_thoughts
     table = None
     if use_thoughts and teacher_forcing:
@@ -75,11 +80,18 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
             targets.append(target)
             upper_h.append(memory.upper_h)
             upper_c.append(memory.upper_c)
+        if reads_mission:
+            mission_rows.append(torch.arange(active, device=window.actions.device)
+                                if window.mission_index is None
+                                else window.mission_index[t, :active])
     thought_logits = thought_targets = all_h = all_c = None
+    decoder_missions = all_missions if reads_mission else None
+    rows_of_steps = torch.cat(mission_rows) if reads_mission else None
     if use_thoughts:
         thought_targets = torch.cat(targets)
         all_h, all_c = torch.cat(upper_h), torch.cat(upper_c)
         if with_thought_logits:
-            thought_logits = agent.thought_logits(all_h, all_c, thought_targets)
+            step_missions = decoder_missions.index(rows_of_steps) if reads_mission else None
+            thought_logits = agent.thought_logits(all_h, all_c, thought_targets, step_missions)
     return WindowOutput(torch.cat(logits), torch.cat(actions), thought_logits,
-                        thought_targets, all_h, all_c), memory
+                        thought_targets, all_h, all_c, decoder_missions, rows_of_steps), memory
