@@ -21,6 +21,7 @@ COMMANDS = {
     "tc-compare-studies": "compare_studies",
     "tc-bot-report": "bot_report",
     "tc-failure-modes": "failure_modes",
+    "tc-open-loop": "open_loop",
     "tc-bench-demos": "bench_demos",
     "tc-bench-eval": "bench_eval",
     "tc-bench-train": "bench_train",

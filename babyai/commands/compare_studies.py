@@ -20,7 +20,6 @@ from typing import Sequence
 
 from babyai.common import storage
 from babyai.common.cli import choice_list, run
-from babyai.common.errors import UserError
 from babyai.common.flags import Parser
 from babyai.evaluation.writers import write_csv
 from babyai.pipeline.compare import (COMPARISON_FIELDS, compare, format_comparison, read_study,
@@ -42,11 +41,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     root = storage.storage_root(args.storage)
     if args.out is not None:
-        if not args.out.parent.is_dir():
-            raise UserError(f"--out {args.out}: no such directory {args.out.parent}")
-        if args.out.is_dir():
-            raise UserError(f"--out {args.out} is a directory; give the CSV file to write "
-                            "(its picture goes beside it)")
+        storage.check_output_file(args.out)
     first, second = read_study(args.first, root), read_study(args.second, root)
     rows = compare(first, second, args.agents)
     out = args.out or storage.report_dir(args.second, root) / f"compare_{args.first}.csv"

@@ -150,6 +150,16 @@ def check_output_dir(directory: str | os.PathLike, flag: str = "--out") -> Path:
     return ensure_writable_dir(directory)
 
 
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """An output file checked before any work: its folder exists and it is not a folder."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"{flag} {path}: no such directory {path.parent}")
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a directory; give the file to write")
+    return path
+
+
 def _is_picture(head: bytes) -> bool:
     return head.startswith((b"GIF87a", b"GIF89a")) or head[4:8] == b"ftyp"
 
