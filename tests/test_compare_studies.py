@@ -82,6 +82,14 @@ def test_setting_changes_name_the_flags_and_the_demos():
     second = _record("b", {}, {"tc": {"memory_dim": 256, "seed": 1, "model": "b_tc_s1"}}, "y")
     assert setting_changes(first, second) == ["tc memory_dim: 128 -> 256",
                                               "different demos (content hash)"]
+    # a run made before a training setting existed ran with its default
+    older = _record("a", {}, {"tc": {"memory_dim": 128}})
+    assert setting_changes(older, _record("b", {}, {"tc": {"memory_dim": 128,
+                                                          "thought_decoder": "mission"}}))[0] \
+        == "tc thought_decoder: memory -> mission"
+    assert setting_changes(older, _record("b", {}, {"tc": {"memory_dim": 128,
+                                                          "thought_decoder": "memory"}})) \
+        == ["same demos (content hash)"]
     # a setting a demo file records only when it is on (slips) counts as its default
     plain = {"env": "L", "seed": 1, "noise_rate": 0.01, "run_id": "p", "split": "train"}
     slips = {**plain, "slip_rate": 0.2, "run_id": "q"}

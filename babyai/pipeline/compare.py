@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Iterable
 
@@ -23,6 +23,7 @@ from babyai.common.errors import UserError
 from babyai.demos.files import read_demo_meta
 from babyai.demos.generate import recorded_setting
 from babyai.pipeline.study import LAST_EVALUATIONS, mean_interval
+from babyai.training.config import TrainConfig
 
 COMPARISON_FIELDS = ["agent", "measure", "seeds", "first", "second", "difference",
                      "half_width", "per_seed"]
@@ -178,11 +179,14 @@ def compare(first: StudyRecord, second: StudyRecord,
 def setting_changes(first: StudyRecord, second: StudyRecord) -> list[str]:
     """What differs between the two studies' training runs (and their demos)."""
     changes = []
+    # a run made before a setting existed ran with its default
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
     for agent in (a for a in first.settings if a in second.settings):
         before, after = first.settings[agent], second.settings[agent]
         for key in sorted(set(before) | set(after)):
-            if key not in IGNORED_SETTINGS and before.get(key) != after.get(key):
-                changes.append(f"{agent} {key}: {before.get(key)} -> {after.get(key)}")
+            old, new = before.get(key, defaults.get(key)), after.get(key, defaults.get(key))
+            if key not in IGNORED_SETTINGS and old != new:
+                changes.append(f"{agent} {key}: {old} -> {new}")
     if first.demos_settings and second.demos_settings:
         for key in DEMO_SETTINGS:
             before = recorded_setting(first.demos_settings, key)
