@@ -192,7 +192,7 @@ class ThoughtGenerator(nn.Module):
             output, hidden = self.decoder(self.word_embedding(token), hidden)
             if self.reads_mission:
                 logits = self._word_logits(output, mission)[:, 0].float()
-            else:
+            else:  # the paper's decoder keeps its 2-D word layer call, bit for bit as before
                 logits = self.output(output[:, 0]).float()
             logits[:, PAD] = float("-inf")
             logits[:, BOS] = float("-inf")

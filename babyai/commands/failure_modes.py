@@ -19,7 +19,7 @@ from babyai.agent.records import EpisodeRecord, thought_mismatches
 from babyai.common.cli import positive_int, run
 from babyai.common.errors import UserError
 from babyai.common.flags import Parser
-from babyai.evaluation.difficulty import COGNITIVE
+from babyai.evaluation.difficulty import COGNITIVE, check_hard_from, mission_group
 from babyai.evaluation.failure_modes import MODES, ModeCount, count_mode
 
 
@@ -27,7 +27,8 @@ def read_episodes(path: Path, hard_from: int) -> dict[str, list[EpisodeRecord]]:
     """The cognitive-bin episodes of one JSON-lines file, by group ("1-4", "5-9")."""
     if not path.is_file():
         raise UserError(f"{path}: no such file (an evaluation's episodes.jsonl)")
-    groups: dict[str, list[EpisodeRecord]] = {f"1-{hard_from - 1}": [], f"{hard_from}-9": []}
+    groups: dict[str, list[EpisodeRecord]] = {mission_group(1, hard_from): [],
+                                              mission_group(hard_from, hard_from): []}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
@@ -39,7 +40,7 @@ def read_episodes(path: Path, hard_from: int) -> dict[str, list[EpisodeRecord]]:
         except (ValueError, KeyError, TypeError) as error:
             raise UserError(f"{path}:{number}: not an evaluation episode ({error})") from error
         for level in levels:  # a seed can sit in a behavioural bin as well
-            groups[f"1-{hard_from - 1}" if level < hard_from else f"{hard_from}-9"].append(record)
+            groups[mission_group(level, hard_from)].append(record)
     return groups
 
 
@@ -60,8 +61,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
     parser.add_argument("--hard-from", type=positive_int, default=5,
                         help="first cognitive bin of the hard group")
     args = parser.parse_args(argv)
-    if not 2 <= args.hard_from <= 9:
-        raise UserError(f"--hard-from must lie in 2..9, got {args.hard_from}")
+    check_hard_from(args.hard_from)
     report: dict[str, dict[str, dict[str, ModeCount]]] = {}
     everything: dict[str, list[EpisodeRecord]] = {}
     for path in args.episodes:

@@ -25,8 +25,9 @@ from babyai.common.flags import Parser
 from babyai.common.runtime import pick_device
 from babyai.common.seeds import IN_DISTRIBUTION_START
 from babyai.common.storage import check_output_file, existing_levels_path, storage_root
-from babyai.evaluation.difficulty import COGNITIVE
+from babyai.evaluation.difficulty import COGNITIVE, check_hard_from, mission_group
 from babyai.evaluation.level_files import level_set_env, read_level_set
+from babyai.evaluation.ood import select_seeds
 from babyai.evaluation.open_loop import OpenLoopSummary, bot_episodes, summarize, watch
 from babyai.evaluation.writers import write_csv
 
@@ -34,12 +35,12 @@ TIMING = ("stale", "early")
 
 
 def level_groups(levels: dict, hard_from: int, per_bin: int | None) -> dict[str, list[int]]:
-    """Cognitive-bin seeds of a level set, pooled into "1-(h-1)" and "h-9"."""
-    groups: dict[str, list[int]] = {f"bins 1-{hard_from - 1}": [], f"bins {hard_from}-9": []}
-    for label, seeds in levels.get(COGNITIVE, {}).items():
-        chosen = [int(seed) for seed in seeds][:per_bin] if per_bin else [int(s) for s in seeds]
-        group = f"bins 1-{hard_from - 1}" if int(label) < hard_from else f"bins {hard_from}-9"
-        groups[group] += chosen
+    """Cognitive-bin seeds of a level set (at most `per_bin` per bin, in the file's order),
+    pooled into "bins 1-4" and "bins 5-9" (for `hard_from` 5)."""
+    groups: dict[str, list[int]] = {}
+    for (kind, label), seeds in select_seeds(levels, per_bin).items():
+        if kind == COGNITIVE:
+            groups.setdefault(f"bins {mission_group(int(label), hard_from)}", []).extend(seeds)
     return {name: seeds for name, seeds in groups.items() if seeds}
 
 
@@ -74,8 +75,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser.add_argument("--storage", default=None, help="storage root")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     args = parser.parse_args(argv)
-    if not 2 <= args.hard_from <= 9:
-        raise UserError(f"--hard-from must lie in 2..9, got {args.hard_from}")
+    check_hard_from(args.hard_from)
     if args.levels is None and not args.fresh:
         raise UserError("nothing to watch: give --levels, --fresh N or both")
     if args.out is not None:

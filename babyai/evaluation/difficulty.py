@@ -36,6 +36,7 @@ from typing import Any
 from minigrid.envs.babyai.core.verifier import (AfterInstr, AndInstr, BeforeInstr, OpenInstr,
                                                 PutNextInstr, SeqInstr)
 
+from babyai.common.errors import UserError
 from babyai.env.bot import play_bot
 from babyai.env.envs import cached_env
 
@@ -59,6 +60,19 @@ PAPER_TRAIN_COGNITIVE = (1, 4)
 
 
 # --------------------------------------------------------------------------- binning
+
+def check_hard_from(hard_from: int) -> None:
+    """A first hard cognitive bin that leaves both groups non-empty."""
+    if not 2 <= hard_from <= MISSION_LABELS[-1]:
+        raise UserError(f"--hard-from must lie in 2..{MISSION_LABELS[-1]}, got {hard_from}")
+
+
+def mission_group(level: int, hard_from: int) -> str:
+    """The group of cognitive bin `level` when bins from `hard_from` on count as hard:
+    "1-4" or "5-9" for `hard_from` 5 (the paper's gap widens with the mission)."""
+    last = MISSION_LABELS[-1]
+    return f"1-{hard_from - 1}" if level < hard_from else f"{hard_from}-{last}"
+
 
 def demo_bin(length: int) -> int | str:
     """The behavioural-difficulty label of a solution of `length` steps."""

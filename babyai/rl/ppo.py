@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from babyai.agent.model import eval_with_rnn_gradients
+from babyai.agent.model import TextEncoding, eval_with_rnn_gradients
 
 
 def compute_gae(rewards: Tensor, values: Tensor, dones: Tensor, last_value: Tensor,
@@ -110,8 +110,8 @@ class WindowOutputs(NamedTuple):
     values: Tensor
     upper_h: Tensor | None
     upper_c: Tensor | None
-    missions: Any = None
-    """Every step's encoded mission (a TextEncoding), for a thought decoder that reads it."""
+    missions: TextEncoding | None = None
+    """Every step's encoded mission, for a thought decoder that reads it."""
 
 
 def window_outputs(agent: Any, exp: Any, starts: Tensor, procs: Tensor, recurrence: int,
@@ -151,7 +151,7 @@ def window_outputs(agent: Any, exp: Any, starts: Tensor, procs: Tensor, recurren
 
 
 def thought_loss(agent: Any, upper_h: Tensor, upper_c: Tensor, targets: Tensor,
-                 missions: Any = None) -> Tensor | None:
+                 missions: TextEncoding | None = None) -> Tensor | None:
     """Mean over steps with a bot thought of the per-step mean token NLL (the imitation loss).
     `missions`: every step's encoded mission, for a thought decoder that reads it."""
     valid = targets[:, 0] != 0
