@@ -298,3 +298,63 @@ def test_thought_following_counts_pickups_of_the_named_object():
     assert (following.named, following.other, following.unprompted) == (3, 1, 1)
     assert following.value == 0.75
     assert thought_following([]).as_dict()["named_object_rate"] is None
+
+
+def test_partial_oracle_hands_over_whole_subgoals(vocab):
+    """`oracle_share` draws once per subgoal of the bot: each run of one bot thought is read
+    whole or not at all; 0 plays exactly like own thoughts, 1 reads every answered step."""
+    agent = tiny_agent(vocab, True)
+    seeds = list(range(10))
+    options = dict(argmax=True, max_steps=STEPS)
+    own = run_episodes(agent, vocab, LEVEL, seeds, RolloutOptions(**options))
+    runs = {share: run_episodes(agent, vocab, LEVEL, seeds,
+                                RolloutOptions(thought_ablation="oracle", oracle_share=share,
+                                               **options))
+            for share in (0.0, 0.5, 1.0)}
+    for plain, none in zip(own, runs[0.0]):
+        assert (none.actions, none.thoughts, none.oracle_steps) == (plain.actions, plain.thoughts, 0)
+    for full in runs[1.0]:
+        assert full.oracle_steps == len(full.bot_thoughts)
+    kinds = set()
+    for record in runs[0.5]:
+        read = [mine == bot for mine, bot in zip(record.thoughts, record.bot_thoughts)]
+        assert sum(read) == record.oracle_steps  # an untrained agent never thinks the bot's
+        start = 0
+        for end in range(1, len(read) + 1):
+            if end == len(read) or record.bot_thoughts[end] != record.bot_thoughts[start]:
+                assert len(set(read[start:end])) == 1, "a subgoal was split"
+                kinds.add(read[start])
+                start = end
+    assert kinds == {True, False}  # both handed and kept subgoals occur
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(thought_ablation="oracle", oracle_share=1.5), "oracle_share must be in"),
+    (dict(oracle_share=0.5), "needs thought_ablation='oracle'")])
+def test_partial_oracle_options_are_checked(options, message):
+    with pytest.raises(UserError, match=message):
+        RolloutOptions(**options)
+
+
+def test_evaluate_command_oracle_shares(vocab, tmp_path):
+    """tc-evaluate: one oracle condition per share, each with the share of its steps that
+    read the bot's thought; a share without the oracle condition is a one-line error."""
+    from babyai.agent.checkpoint import save_checkpoint
+    from babyai.commands import evaluate
+
+    path = tmp_path / "tc.pt"
+    save_checkpoint(path, tiny_agent(vocab, True), vocab)
+    common = ["--env", LEVEL, "--model", str(path), "--episodes", "4", "--argmax",
+              "--no-thought-agreement"]
+    summary = evaluate.main(common + ["--thought-ablation", "none,oracle",
+                                      "--oracle-share", "0,0.5,1"])
+    model = str(path)
+    assert list(summary) == [model, f"{model} (oracle thoughts, 0% of subgoals)",
+                             f"{model} (oracle thoughts, 50% of subgoals)",
+                             f"{model} (oracle thoughts)"]
+    shares = [entry.get("oracle_step_share") for entry in summary.values()]
+    assert shares[0] is None and shares[1] == 0.0 and 0 < shares[3] <= 1
+    assert [entry["oracle_share"] for entry in list(summary.values())[1:]] == [0.0, 0.5, 1.0]
+    assert summary[model]["mean_length"] == summary[f"{model} (oracle thoughts, 0% of subgoals)"]["mean_length"]
+    with pytest.raises(UserError, match="add oracle"):
+        evaluate.main(common + ["--oracle-share", "0.5"])

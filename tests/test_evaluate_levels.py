@@ -231,3 +231,38 @@ def test_evaluate_one_tc_model_prints_its_thought_scores(storage, capsys):
     assert header.split()[-4:] == ["declared", "agrees", "intends", "follows"]
     evaluate.main(["--env", LEVEL, "--model", "bc", "--episodes", "2", "--storage", str(storage)])
     assert "model (condition)" not in capsys.readouterr().out  # BC has no thought scores
+
+
+def test_oracle_share_series(storage, tmp_path):
+    """One oracle series per --oracle-share; 0% plays as own thoughts; the share of steps
+    that read the bot's thought is in results.csv."""
+    levels = hand_written_levels(tmp_path / "levels.pkl")
+    result = evaluate_levels.main(["--env", LEVEL, "--model", "tc", "--model", "bc",
+                                   "--thought-ablation", "none,oracle", "--oracle-share", "0,1",
+                                   "--testing-levels-path", str(levels), "--storage",
+                                   str(storage), "--out", str(tmp_path / "o"),
+                                   "--episodes-per-bin", "1", "--argmax"])
+    none_label, full_label = "tc (oracle thoughts, 0% of subgoals)", "tc (oracle thoughts)"
+    assert {row.model for row in result.rows} == {"tc", "bc", none_label, full_label}
+    for seed, record in result.records["tc"].items():
+        assert result.records[none_label][seed].actions == record.actions
+    by_series = {}
+    for row in result.rows:
+        by_series.setdefault(row.model, []).append(row.oracle_step_share)
+    assert set(by_series["tc"]) == set(by_series["bc"]) == {None}
+    assert set(by_series[none_label]) == {0.0}
+    assert all(share > 0 for share in by_series[full_label])
+    saved = list(csv.DictReader(result.outputs["csv"].open()))
+    assert "oracle_step_share" in saved[0]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--oracle-share", "0.5"], "add oracle to --thought-ablation"),
+    (["--thought-ablation", "oracle", "--oracle-share", "0.5,2"], "numbers in \\[0, 1\\]")])
+def test_bad_oracle_share_is_a_clear_error(storage, tmp_path, flags, message):
+    levels = hand_written_levels(tmp_path / "levels.pkl")
+    out = tmp_path / "never"
+    with pytest.raises(UserError, match=message):
+        evaluate_levels.main(["--env", LEVEL, "--model", "tc", "--testing-levels-path",
+                              str(levels), "--storage", str(storage), "--out", str(out), *flags])
+    assert not out.exists()

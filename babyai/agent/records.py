@@ -100,6 +100,9 @@ class EpisodeRecord:
     bot_steps: int = 0
     """Steps whose executed action was the bot's suggestion rather than the agent's (a
     bot/agent mixture, `RolloutOptions.bot_action_share`)."""
+    oracle_steps: int = 0
+    """Steps whose lower level read the bot's thought (`thought_ablation="oracle"`; fewer
+    than the episode's steps with `RolloutOptions.oracle_share` < 1 or after the bot gave up)."""
     bot_failure: str | None = None
     """Set when minigrid's bot could not continue from a state the agent led it into; the
     remaining steps get no bot thought (an oracle run then goes on with the agent's own

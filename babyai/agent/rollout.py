@@ -93,6 +93,10 @@ class _Slot:
         if with_bot:
             self.bot = ThinkingBot(self.env)
         self.bot_thought: str = ""
+        # The partial oracle's draws: a stream of its own, so actions are drawn the same.
+        self.oracle_rng = np.random.default_rng([int(sample_seed), int(seed), 2])
+        self.subgoal: str | None = None  # the bot's thought the current draw was made for
+        self.handed = False  # whether the lower level reads the bot's `subgoal`
 
     def _ref(self, obj: Any) -> ObjectRef | None:
         if obj is None or obj.type == "wall":
@@ -122,6 +126,19 @@ class _Slot:
         self.record.bot_thoughts.append(self.bot_thought)
         self.record.bot_actions.append(int(suggestion.action))
         return True
+
+    def hand_over(self, share: float) -> bool:
+        """Whether the lower level reads the bot's thought at this step (after `ask_bot`).
+
+        One draw per subgoal: when the bot's thought changes, it is handed over for as
+        long as it lasts with probability `share`; otherwise the agent reads its own.
+        """
+        if self.bot is None:
+            return False
+        if self.bot_thought != self.subgoal:
+            self.subgoal = self.bot_thought
+            self.handed = share >= 1.0 or self.oracle_rng.random() < share
+        return self.handed
 
     def step(self, action: int) -> bool:
         """Execute `action`, record what it met; True when the episode is over."""
@@ -215,6 +232,17 @@ def _choose_actions(logits: torch.Tensor, slots: Sequence[_Slot], argmax: bool) 
 THOUGHT_ABLATIONS = ("none", "oracle", "zeroed", "shuffled")
 """How much do an agent's actions depend on what it thinks: the four conditions."""
 
+
+
+def condition_label(model: str, ablation: str, oracle_share: float = 1.0) -> str:
+    """How reports name a model under a thought condition, e.g. `tc (oracle thoughts)`."""
+    if ablation == "none":
+        return model
+    if ablation == "oracle" and oracle_share < 1.0:
+        return f"{model} (oracle thoughts, {100 * oracle_share:g}% of subgoals)"
+    return f"{model} ({ablation} thoughts)"
+
+
 ORACLE_VERSION = 2
 """Bumped whenever what the bot answers at evaluation changes (2: it plans afresh after an
 action it did not suggest), so cached oracle results of an older bot are not reused."""
@@ -234,6 +262,11 @@ class RolloutOptions:
     thoughts + learned control" bound; where the bot gives up, the agent's own thought);
     `zeroed` all-zero thought features; `shuffled` the thought of another episode of the
     batch. See THOUGHT_ABLATIONS."""
+    oracle_share: float = 1.0
+    """With `oracle`: the share of the bot's subgoals handed to the lower level. Each time
+    the bot's thought changes, the lower level (and the thought history) reads it until its
+    next change with this probability, else the agent's own thought: how good must the
+    thoughts be before they pay (1: the full bound)."""
     bot_thoughts: bool = False
     """Also record the bot's thought for every state the agent visits."""
     intervention: Intervention | None = None
@@ -263,6 +296,10 @@ class RolloutOptions:
                             f"choose from {', '.join(THOUGHT_ABLATIONS)}")
         if not 0.0 <= self.bot_action_share <= 1.0:
             raise UserError(f"bot_action_share must be in [0, 1], got {self.bot_action_share}")
+        if not 0.0 <= self.oracle_share <= 1.0:
+            raise UserError(f"oracle_share must be in [0, 1], got {self.oracle_share}")
+        if self.oracle_share < 1.0 and self.thought_ablation != "oracle":
+            raise UserError("oracle_share below 1 needs thought_ablation='oracle'")
         if self.bot_action_share > 0 and not self.bot_thoughts:
             raise UserError("bot_action_share needs bot_thoughts=True: the bot must be asked")
 
@@ -335,6 +372,7 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
 
                 slots = batch.slots
                 asked = [False] * len(slots)
+                handed = [False] * len(slots)  # rows whose lower level reads the bot's thought
                 if with_bot:
                     with clock.section("bot"):
                         asked = [slot.ask_bot() for slot in slots]
@@ -343,10 +381,13 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                     images = images.to(device=device, dtype=torch.long)
                     target, forced = None, False
                     if oracle_thoughts:
-                        # Rows whose bot gave up read their own thought (per-row forcing).
+                        # Rows whose bot gave up, or whose subgoal was not handed over,
+                        # read their own thought (per-row forcing).
+                        handed = [ok and slot.hand_over(options.oracle_share)
+                                  for slot, ok in zip(slots, asked)]
                         target = pad_tokens([vocab.encode_thought(slot.bot_thought) if ok else []
-                                             for slot, ok in zip(slots, asked)], device)
-                        forced = True if all(asked) else torch.tensor(asked, device=device)
+                                             for slot, ok in zip(slots, handed)], device)
+                        forced = True if all(handed) else torch.tensor(handed, device=device)
                     out = agent(images, batch.mission, batch.memory, thought_target=target,
                                 teacher_forcing=forced, with_thought_logits=False,
                                 policy_thought=policy_thought)
@@ -360,14 +401,15 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                     if use_thoughts:
                         own = ([vocab.decode(row) for row in out.thought_tokens.tolist()]
                                if out.thought_tokens is not None else [""] * len(slots))
-                        thoughts = [slot.bot_thought if oracle_thoughts and ok else mine
-                                    for slot, ok, mine in zip(slots, asked, own)]
+                        thoughts = [slot.bot_thought if ok else mine
+                                    for slot, ok, mine in zip(slots, handed, own)]
 
                 keep: list[int] = []
                 for row, (slot, action) in enumerate(zip(slots, actions)):
                     done = False
                     if thoughts is not None:
                         slot.record.thoughts.append(thoughts[row])
+                        slot.record.oracle_steps += int(handed[row])
                         reason = intervention(thoughts[row]) if intervention else None
                         if reason:
                             slot.halt(slot.record.length, reason)

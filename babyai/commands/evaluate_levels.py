@@ -7,9 +7,10 @@ The level set is ours (JSON, from tc-make-levels) or any pickle in the original 
 `{'demo': {label: {seed: info}}, 'mission': {label: {seed: info}}}`, read without running
 code (plain data only); only the seeds are read. Writes, in --out:
 results.csv (model, diff_type, diff, success_rate, ci_low, ci_high, episodes,
-declaration_score, declared_actions, thought_match, intention_match; the last two with
---thought-agreement), episodes.jsonl (one line per model and seed), success.png (success
-per bin with 95% Wilson intervals, one line per model), mission_types.csv and, with
+declaration_score, declared_actions, thought_match, intention_match, oracle_step_share;
+the two matches with --thought-agreement, the share of steps that read the bot's thought for
+oracle series), episodes.jsonl (one line per model and seed), success.png (success per bin
+with 95% Wilson intervals, one line per model), mission_types.csv and, with
 --thought-agreement, thought_families.csv (the agreement of each bin split by the family
 of the bot's thought: model, diff_type, diff, bot_thought_family, steps, thought_match,
 intention_match); prints the tables. A killed run resumes from its finished chunks.

@@ -78,6 +78,18 @@ def choice_list(choices: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+def probability_list(text: str) -> tuple[float, ...]:
+    """argparse type: comma-separated floats in [0, 1], e.g. `0.25,0.5,1` (repeats dropped)."""
+    try:
+        values = tuple(dict.fromkeys(float(part) for part in text.split(",") if part.strip()))
+    except ValueError:
+        values = ()
+    if not values or not all(0.0 <= value <= 1.0 for value in values):
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of numbers in [0, 1]; got {text!r}")
+    return values
+
+
 def add_storage_flag(parser: argparse.ArgumentParser) -> None:
     """The one storage-root flag every script shares."""
     parser.add_argument(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from babyai.common.errors import UserError
 from babyai.data.vocab import tokenize
@@ -66,3 +66,10 @@ def warn_unreadable_missions(vocab: Any, env_name: str, seeds: Iterable[int],
                        "they are read as <unk>, so its results there say little about it",
                        model, 100 * share, env_name, examples)
     return share
+
+
+def check_oracle_share(shares: Sequence[float], conditions: Sequence[str]) -> None:
+    """--oracle-share below 1 is about the oracle condition: refuse it without one."""
+    if any(share < 1.0 for share in shares) and "oracle" not in conditions:
+        raise UserError("--oracle-share applies to the oracle condition: add oracle to "
+                        "--thought-ablation")

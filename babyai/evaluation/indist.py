@@ -19,11 +19,12 @@ from typing import Any
 import torch
 
 from babyai.agent.checkpoint import load_agent, load_checkpoint
-from babyai.evaluation.checks import warn_unreadable_missions
+from babyai.evaluation.checks import check_oracle_share, warn_unreadable_missions
 from babyai.agent.model import Agent, build_agent
 from babyai.agent.records import EpisodeRecord, thought_agreement, thought_following
-from babyai.agent.rollout import THOUGHT_ABLATIONS, RolloutOptions, run_episodes
-from babyai.common.cli import choice_list, non_negative_int, positive_int
+from babyai.agent.rollout import (THOUGHT_ABLATIONS, RolloutOptions, condition_label,
+                                  run_episodes)
+from babyai.common.cli import choice_list, non_negative_int, positive_int, probability_list
 from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
 from babyai.common.seeds import IN_DISTRIBUTION_START
@@ -57,6 +58,11 @@ class IndistConfig:
     """Comma-separated conditions for TC models, reported side by side: none (own
     thoughts), oracle (the bot's thoughts: the paper's upper bound), zeroed (no thought),
     shuffled (another episode's thought); e.g. none,oracle,zeroed,shuffled."""
+    oracle_share: tuple[float, ...] = field(
+        default=(1.0,), metadata={"type": probability_list, "metavar": "LIST"})
+    """With the oracle condition: comma-separated shares of the bot's subgoals handed to the
+    lower level, one condition each (e.g. 0,0.25,0.5,0.75,1): each time the bot's thought
+    changes it is read, until its next change, with that probability, else the agent's own."""
     thought_agreement: bool = True
     """Ask the bot for its thought at every state a TC model visits (own thoughts only) and
     report how often the model's thought equals it (costs about a third more time)."""
@@ -84,6 +90,7 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
     """Every model (and the untrained reference) on the same levels: summaries and records."""
     if not config.models and not config.untrained_like:
         raise UserError("give at least one --model (or --untrained-like)")
+    check_oracle_share(config.oracle_share, config.thought_ablation)
     seeds = list(range(config.first_seed, config.first_seed + config.episodes))
     agents = [(name, *load_agent(name, root, device)[:2]) for name in config.models]
     for name, _, vocab in agents:
@@ -98,19 +105,22 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
             tc = bool(agent.config.use_thoughts)
             # The untrained reference is the chance level: no ablations for it.
             reference = name == "untrained" and bool(config.untrained_like)
-            for ablation in config.thought_ablation if tc and not reference else ("none",):
-                label = name if ablation == "none" else f"{name} ({ablation} thoughts)"
+            conditions = [(ablation, share) for ablation in config.thought_ablation
+                          for share in (config.oracle_share if ablation == "oracle" else (1.0,))]
+            for ablation, share in conditions if tc and not reference else [("none", 1.0)]:
+                label = condition_label(name, ablation, share)
                 agreement = tc and ablation == "none" and config.thought_agreement
                 options = RolloutOptions(argmax=config.argmax, progress=True,
-                                         thought_ablation=ablation, bot_thoughts=agreement)
+                                         thought_ablation=ablation, oracle_share=share,
+                                         bot_thoughts=agreement)
                 played = run_episodes(agent, vocab, config.env, seeds, options, device=device)
-                summary[label] = _summary(config, seeds, played, tc, ablation)
+                summary[label] = _summary(config, seeds, played, tc, ablation, share)
                 records[label] = played
     return summary, records
 
 
 def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord], tc: bool,
-             ablation: str) -> dict[str, Any]:
+             ablation: str, oracle_share: float = 1.0) -> dict[str, Any]:
     by_type = success_by_mission_type(played)
     entry: dict[str, Any] = {
         "env": config.env, "seeds": [seeds[0], seeds[-1]], "argmax": config.argmax,
@@ -120,6 +130,10 @@ def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord]
     if tc:
         entry["declaration"] = score_records(played).as_dict()
         entry["bot_gave_up"] = sum(r.bot_failure is not None for r in played)
+        if ablation == "oracle":
+            entry["oracle_share"] = oracle_share
+            entry["oracle_step_share"] = (sum(r.oracle_steps for r in played)
+                                          / max(1, sum(r.length for r in played)))
         agreement = thought_agreement(played)
         if ablation == "none" and agreement.steps:
             entry["thought_agreement"] = agreement.as_dict()

@@ -23,14 +23,16 @@ from tqdm import tqdm
 
 from babyai.agent.checkpoint import LoadedAgent, load_agent
 from babyai.agent.records import EpisodeRecord, thought_agreement, thought_mismatches
-from babyai.agent.rollout import THOUGHT_ABLATIONS, RolloutOptions, run_episodes
-from babyai.common.cli import choice_list, non_negative_int, positive_int
+from babyai.agent.rollout import (THOUGHT_ABLATIONS, RolloutOptions, condition_label,
+                                  run_episodes)
+from babyai.common.cli import choice_list, non_negative_int, positive_int, probability_list
 from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
 from babyai.common.storage import atomic_write, checkpoint_path, ensure_writable_dir
 from babyai.evaluation.declaration import score_records
 from babyai.evaluation.difficulty import DIFFICULTY_KINDS, DIFFICULTY_TITLES
-from babyai.evaluation.checks import check_level_set_env, warn_unreadable_missions
+from babyai.evaluation.checks import (check_level_set_env, check_oracle_share,
+                                      warn_unreadable_missions)
 from babyai.evaluation.levels import read_level_set
 from babyai.evaluation.stats import (SuccessSummary, label_order, success_by_mission_type,
                                      summarize_success)
@@ -73,6 +75,13 @@ class LevelEvalConfig:
     shuffled (another episode's thought); e.g. none,oracle,zeroed,shuffled."""
     oracle_thoughts: bool = False
     """Same as adding `oracle` to --thought-ablation."""
+    oracle_share: tuple[float, ...] = field(
+        default=(1.0,), metadata={"type": probability_list, "metavar": "LIST"})
+    """With the oracle condition: comma-separated shares of the bot's subgoals handed to the
+    lower level, one series each (e.g. 0,0.25,0.5,0.75,1). Each time the bot's thought
+    changes it is read, until its next change, with that probability, else the agent's own:
+    how good must the thoughts be before they pay. results.csv's oracle_step_share says
+    which share of steps read the bot's thought."""
     thought_agreement: bool = False
     """Ask the bot for its thought at every state a TC model visits (own thoughts only) and
     report per bin how often the model's thought equals it, exactly and in family: where
@@ -118,6 +127,8 @@ class LevelRow:
     """Share of the bin's steps whose thought equals the bot's (with --thought-agreement)."""
     intention_match: float | None = None
     """Share of the bin's steps whose thought is of the bot's family (open, pickup...)."""
+    oracle_step_share: float | None = None
+    """Share of the bin's steps whose lower level read the bot's thought (oracle series)."""
 
 
 @dataclass
@@ -152,14 +163,27 @@ class _Job:
     device: str
     max_batch: int
     bot_thoughts: bool = False
+    oracle_share: float = 1.0
 
     def key(self) -> str:
         """A stable name for this job's saved result (changes if the checkpoint changes)."""
         stat = Path(self.checkpoint).stat()
+        # optional parts only when set, so older saved jobs keep their key
         text = repr((self.checkpoint, stat.st_size, stat.st_mtime_ns, self.env, self.seeds,
                      self.ablation, self.argmax, self.sample_seed)
-                    + ((True,) if self.bot_thoughts else ()))  # older saved jobs keep their key
+                    + ((True,) if self.bot_thoughts else ())
+                    + ((self.oracle_share,) if self.oracle_share < 1.0 else ()))
         return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One line of the reports: a model under one thought condition."""
+
+    label: str
+    checkpoint: str
+    ablation: str
+    oracle_share: float = 1.0
 
 
 _WORKER_AGENTS: dict[str, LoadedAgent] = {}
@@ -171,7 +195,8 @@ def _run_job(job: _Job, progress: bool = False) -> list[EpisodeRecord]:
         _WORKER_AGENTS[job.checkpoint] = load_agent(job.checkpoint, Path("."), job.device)
     loaded = _WORKER_AGENTS[job.checkpoint]
     options = RolloutOptions(argmax=job.argmax, max_batch=job.max_batch,
-                             thought_ablation=job.ablation, sample_seed=job.sample_seed,
+                             thought_ablation=job.ablation, oracle_share=job.oracle_share,
+                             sample_seed=job.sample_seed,
                              bot_thoughts=job.bot_thoughts, progress=progress)
     return run_episodes(loaded.agent, loaded.vocab, job.env, list(job.seeds), options,
                         device=job.device)
@@ -233,6 +258,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
     A seed listed in several bins (a level set's 'demo' and 'mission' halves usually share
     seeds) is played once per model and counted in each of its bins.
     """
+    check_oracle_share(config.oracle_share, config.conditions())
     levels = read_level_set(config.levels_path)
     check_level_set_env(levels, config.levels_path, config.env)
     bins = select_seeds(levels, config.episodes_per_bin)
@@ -242,7 +268,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
     out = ensure_writable_dir(Path(config.out))
     partial_dir = ensure_writable_dir(out / ".partial")
 
-    series: list[tuple[str, str, str]] = []  # (label, checkpoint, thought ablation)
+    series: list[_Series] = []
     thinking: set[str] = set()  # checkpoints of TC models
     ablations = config.conditions()
     for name in config.models:
@@ -254,25 +280,29 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
         if loaded.agent.config.use_thoughts:
             thinking.add(str(path))
         if "none" in ablations or not loaded.agent.config.use_thoughts:
-            series.append((label, str(path), "none"))
+            series.append(_Series(label, str(path), "none"))
         for ablation in ablations:
             if ablation == "none":
                 continue
-            if loaded.agent.config.use_thoughts:
-                series.append((f"{label} ({ablation} thoughts)", str(path), ablation))
-            else:
+            if not loaded.agent.config.use_thoughts:
                 logger.warning("%s is a BC checkpoint: no %s-thoughts run for it", label, ablation)
-    labels = [label for label, _, _ in series]
-    ablation_of = {label: ablation for label, _, ablation in series}
+                continue
+            shares = config.oracle_share if ablation == "oracle" else (1.0,)
+            series += [_Series(condition_label(label, ablation, share), str(path), ablation, share)
+                       for share in shares]
+    labels = [entry.label for entry in series]
+    ablation_of = {entry.label: entry.ablation for entry in series}
     if len(set(labels)) != len(labels):
         raise UserError(f"two --model values share the name {labels}; give distinct names")
 
     chunk = max(1, min(config.chunk, math.ceil(len(seeds) / config.workers)))
-    jobs = [_Job(label, path, config.env, tuple(seeds[start:start + chunk]), ablation,
-                 config.argmax, config.sample_seed, config.device, config.max_batch,
-                 bot_thoughts=(config.thought_agreement and ablation == "none"
-                               and path in thinking))
-            for label, path, ablation in series
+    jobs = [_Job(entry.label, entry.checkpoint, config.env, tuple(seeds[start:start + chunk]),
+                 entry.ablation, config.argmax, config.sample_seed, config.device,
+                 config.max_batch,
+                 bot_thoughts=(config.thought_agreement and entry.ablation == "none"
+                               and entry.checkpoint in thinking),
+                 oracle_share=entry.oracle_share)
+            for entry in series
             for start in range(0, len(seeds), chunk)]
     logger.info("%d seeds x %d series in %d jobs, %d worker(s)", len(seeds), len(series),
                 len(jobs), config.workers)
@@ -294,11 +324,15 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
             declaration = score_records(group)
             # under the bot's (or no) thoughts the comparison says nothing: own thoughts only
             agreement = thought_agreement(group if ablation_of[label] == "none" else [])
+            steps = sum(record.length for record in group)
+            oracle_share = (sum(record.oracle_steps for record in group) / steps
+                            if ablation_of[label] == "oracle" and steps else None)
             rows.append(LevelRow(label, kind, str(diff), summary.success_rate, summary.ci_low,
                                  summary.ci_high, summary.episodes, declaration.score,
                                  declaration.total,
                                  agreement.value if agreement.steps else None,
-                                 agreement.intention_value if agreement.steps else None))
+                                 agreement.intention_value if agreement.steps else None,
+                                 oracle_share))
             if agreement.steps:
                 mismatches = thought_mismatches(group)
                 error_rows.append({"model": label, "diff_type": kind, "diff": str(diff),
