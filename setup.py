@@ -22,6 +22,7 @@ COMMANDS = {
     "tc-bot-report": "bot_report",
     "tc-failure-modes": "failure_modes",
     "tc-open-loop": "open_loop",
+    "tc-oracle-curve": "oracle_curve",
     "tc-bench-demos": "bench_demos",
     "tc-bench-eval": "bench_eval",
     "tc-bench-train": "bench_train",

@@ -11,7 +11,7 @@ from babyai.commands import compare_studies, study
 from babyai.common.cli import run
 from babyai.common.errors import UserError
 from babyai.pipeline.compare import StudyRecord, compare, read_study, setting_changes
-from babyai.pipeline.study import mean_interval
+from babyai.evaluation.stats import mean_interval
 from babyai.reports.study_figure import plot_comparison
 
 TINY = ["--env", "BabyAI-GoToLocal-v0", "--agents", "tc", "--seeds", "2", "--episodes", "12",

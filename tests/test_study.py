@@ -12,7 +12,8 @@ from babyai.commands import evaluate, study
 from babyai.common.errors import UserError
 from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.demos.files import read_demo_file
-from babyai.pipeline.study import (StudyConfig, evaluate_runs, mean_interval, ood_groups,
+from babyai.evaluation.stats import mean_interval
+from babyai.pipeline.study import (StudyConfig, evaluate_runs, ood_groups,
                                    paired_differences, plan_runs, summarize_agents)
 
 TINY = ["--name", "tiny", "--env", "BabyAI-GoToLocal-v0", "--agents", "tc,bc", "--seeds", "1",

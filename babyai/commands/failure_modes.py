@@ -11,7 +11,6 @@ The key loop needs the bot's thoughts (`--thought-agreement`); without them it r
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -19,28 +18,18 @@ from babyai.agent.records import EpisodeRecord, thought_mismatches
 from babyai.common.cli import positive_int, run
 from babyai.common.errors import UserError
 from babyai.common.flags import Parser
-from babyai.evaluation.difficulty import COGNITIVE, check_hard_from, mission_group
+from babyai.evaluation.difficulty import check_hard_from, mission_group
 from babyai.evaluation.failure_modes import MODES, ModeCount, count_mode
+from babyai.evaluation.level_episodes import cognitive_levels, read_level_episodes
 
 
 def read_episodes(path: Path, hard_from: int) -> dict[str, list[EpisodeRecord]]:
     """The cognitive-bin episodes of one JSON-lines file, by group ("1-4", "5-9")."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such file (an evaluation's episodes.jsonl)")
     groups: dict[str, list[EpisodeRecord]] = {mission_group(1, hard_from): [],
                                               mission_group(hard_from, hard_from): []}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            levels = [int(label) for kind, label in item["bins"] if kind == COGNITIVE]
-            record = EpisodeRecord.from_json({k: v for k, v in item.items()
-                                              if k not in ("model", "bins")})
-        except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{path}:{number}: not an evaluation episode ({error})") from error
-        for level in levels:  # a seed can sit in a behavioural bin as well
-            groups[mission_group(level, hard_from)].append(record)
+    for episode in read_level_episodes(path):
+        for level in cognitive_levels(episode, path):  # it can sit in a behavioural bin too
+            groups[mission_group(level, hard_from)].append(episode.record)
     return groups
 
 

@@ -184,6 +184,13 @@ class _Series:
     checkpoint: str
     ablation: str
     oracle_share: float = 1.0
+    model: str = ""
+    """The model's own label, without the condition."""
+
+    def describe(self) -> dict[str, Any]:
+        """What episodes.jsonl says about the series of each line."""
+        return {"model_name": self.model, "thought_ablation": self.ablation,
+                "oracle_share": self.oracle_share if self.ablation == "oracle" else None}
 
 
 _WORKER_AGENTS: dict[str, LoadedAgent] = {}
@@ -280,7 +287,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
         if loaded.agent.config.use_thoughts:
             thinking.add(str(path))
         if "none" in ablations or not loaded.agent.config.use_thoughts:
-            series.append(_Series(label, str(path), "none"))
+            series.append(_Series(label, str(path), "none", model=label))
         for ablation in ablations:
             if ablation == "none":
                 continue
@@ -288,7 +295,8 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
                 logger.warning("%s is a BC checkpoint: no %s-thoughts run for it", label, ablation)
                 continue
             shares = config.oracle_share if ablation == "oracle" else (1.0,)
-            series += [_Series(condition_label(label, ablation, share), str(path), ablation, share)
+            series += [_Series(condition_label(label, ablation, share), str(path), ablation, share,
+                               model=label)
                        for share in shares]
     labels = [entry.label for entry in series]
     ablation_of = {entry.label: entry.ablation for entry in series}
@@ -346,13 +354,16 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
                             in sorted(agreement.by_family.items())]
         by_type[label] = success_by_mission_type(records[label].values())
 
-    outputs = _write_level_reports(out, rows, by_type, records, bins, family_rows, error_rows)
+    described = {entry.label: entry.describe() for entry in series}
+    outputs = _write_level_reports(out, rows, by_type, records, described, bins, family_rows,
+                                   error_rows)
     return LevelEvalResult(rows, by_type, records, outputs)
 
 
 def _write_level_reports(out: Path, rows: list[LevelRow],
                          by_type: dict[str, dict[str, SuccessSummary]],
                          records: dict[str, dict[int, EpisodeRecord]],
+                         described: dict[str, dict[str, Any]],
                          bins: dict[tuple[str, Any], list[int]],
                          family_rows: list[dict[str, Any]],
                          error_rows: list[dict[str, Any]]) -> dict[str, Path]:
@@ -376,8 +387,8 @@ def _write_level_reports(out: Path, rows: list[LevelRow],
     for (kind, diff), bin_seeds in bins.items():
         for seed in bin_seeds:
             membership.setdefault(seed, []).append([kind, diff])
-    write_jsonl(outputs["jsonl"], ({"model": label, "bins": membership.get(seed, []),
-                                    **record.to_json()}
+    write_jsonl(outputs["jsonl"], ({"model": label, **described[label],
+                                    "bins": membership.get(seed, []), **record.to_json()}
                                    for label, by_seed in records.items()
                                    for seed, record in by_seed.items()))
     plot_level_success(rows, outputs["png"])

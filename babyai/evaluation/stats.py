@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from statistics import mean, stdev
 from typing import Any, Iterable
 
 from babyai.agent.records import EpisodeRecord
@@ -108,3 +109,14 @@ def label_order(label: Any) -> tuple:
     match = re.match(r"\s*(\d+)", str(label))
     return (0, int(match.group(1)), str(label)) if match else (1, 0, str(label))
 
+
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+         9: 2.262, 10: 2.228}
+"""Student-t 97.5% quantiles by degrees of freedom (a 95% interval across a few seeds)."""
+
+
+def mean_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t interval (nan for one value)."""
+    if len(values) < 2:
+        return values[0], math.nan
+    return mean(values), T_975.get(len(values) - 1, 1.96) * stdev(values) / math.sqrt(len(values))

@@ -22,7 +22,8 @@ from babyai.common import storage
 from babyai.common.errors import UserError
 from babyai.demos.files import read_demo_meta
 from babyai.demos.generate import recorded_setting
-from babyai.pipeline.study import LAST_EVALUATIONS, mean_interval
+from babyai.evaluation.stats import mean_interval
+from babyai.pipeline.study import LAST_EVALUATIONS
 from babyai.training.config import TrainConfig
 
 COMPARISON_FIELDS = ["agent", "measure", "seeds", "first", "second", "difference",

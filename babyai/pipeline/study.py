@@ -38,7 +38,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from statistics import mean, stdev
+from statistics import mean
 from typing import Sequence
 
 import torch
@@ -55,7 +55,8 @@ from babyai.demos.files import read_demo_file
 from babyai.evaluation.checks import check_level_set_env
 from babyai.evaluation.levels import read_level_set
 from babyai.evaluation.ood import LevelEvalConfig, evaluate_level_set
-from babyai.evaluation.stats import label_order, summarize_success, wilson_interval
+from babyai.evaluation.stats import (label_order, mean_interval, summarize_success,
+                                     wilson_interval)
 from babyai.evaluation.writers import write_csv
 from babyai.pipeline.stages import Stage, StageRunner
 from babyai.reports.curves import read_log
@@ -75,9 +76,6 @@ evaluation of 100 levels moves by several points between neighbouring epochs).""
 
 DIFFERENCE_FIELDS = ["comparison", "measure", "seeds", "difference", "half_width", "per_seed"]
 
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-         9: 2.262, 10: 2.228}
-"""Student-t 97.5% quantiles by degrees of freedom (a 95% interval across a few seeds)."""
 
 
 @dataclass
@@ -523,13 +521,6 @@ def paired_differences(curves: list[dict], final: Sequence[dict] = (), reference
                          "half_width": half_width,
                          "per_seed": " ".join(f"{value:+.3f}" for value in values)})
     return rows
-
-
-def mean_interval(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% Student-t interval (nan for one value)."""
-    if len(values) < 2:
-        return values[0], math.nan
-    return mean(values), T_975.get(len(values) - 1, 1.96) * stdev(values) / math.sqrt(len(values))
 
 
 def format_table(table: list[dict]) -> str:

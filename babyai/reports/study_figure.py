@@ -36,7 +36,8 @@ def plot_study(rows: Sequence[dict], path: Path, title: str = "") -> Path:
                           label=LABELS.get(agent, agent))
         axes.fill_between(frames, [min(v) for v in values], [max(v) for v in values],
                           color=line.get_color(), alpha=0.2, linewidth=0)
-    return _save(figure, axes, path, "training frames", title, legend=("upper left", 8))
+    return save_success_figure(figure, axes, path, "training frames", title,
+                               legend=("upper left", 8))
 
 
 def plot_ood_bins(rows: Sequence[dict], path: Path, title: str = "") -> Path:
@@ -64,8 +65,9 @@ def plot_ood_bins(rows: Sequence[dict], path: Path, title: str = "") -> Path:
             axes.fill_between(bins, [min(by_bin[b]) for b in bins],
                               [max(by_bin[b]) for b in bins], color=colour, alpha=0.12,
                               linewidth=0)
-    return _save(figure, axes, path, "cognitive difficulty of the mission (OOD bin)", title,
-                 legend=("lower left", 7))
+    return save_success_figure(figure, axes, path,
+                               "cognitive difficulty of the mission (OOD bin)", title,
+                               legend=("lower left", 7))
 
 
 def plot_comparison(rows: Sequence[dict], path: Path, title: str = "") -> Path:
@@ -88,7 +90,7 @@ def plot_comparison(rows: Sequence[dict], path: Path, title: str = "") -> Path:
     return _write_png(figure, axes, path, title)
 
 
-def _save(figure: Figure, axes: Axes, path: Path, xlabel: str, title: str,
+def save_success_figure(figure: Figure, axes: Axes, path: Path, xlabel: str, title: str,
           legend: tuple[str, int]) -> Path:
     """The axes the two success pictures share (success in %, 0-100, grid, legend), then
     :func:`_write_png`."""
