@@ -330,7 +330,7 @@ def test_partial_oracle_hands_over_whole_subgoals(vocab):
 
 @pytest.mark.parametrize("options, message", [
     (dict(thought_ablation="oracle", oracle_share=1.5), "oracle_share must be in"),
-    (dict(oracle_share=0.5), "needs thought_ablation='oracle'")])
+    (dict(oracle_share=0.5), "need thought_ablation='oracle'")])
 def test_partial_oracle_options_are_checked(options, message):
     with pytest.raises(UserError, match=message):
         RolloutOptions(**options)
@@ -358,3 +358,26 @@ def test_evaluate_command_oracle_shares(vocab, tmp_path):
     assert summary[model]["mean_length"] == summary[f"{model} (oracle thoughts, 0% of subgoals)"]["mean_length"]
     with pytest.raises(UserError, match="add oracle"):
         evaluate.main(common + ["--oracle-share", "0.5"])
+
+
+def test_oracle_families_hand_over_only_their_thoughts(vocab):
+    """With `oracle_families`, exactly the steps whose bot thought is of those families read
+    it; the others keep the agent's own thought."""
+    from babyai.env.thoughts import thought_family
+
+    agent = tiny_agent(vocab, True)
+    played = run_episodes(agent, vocab, LEVEL, list(range(10)),
+                          RolloutOptions(argmax=True, max_steps=STEPS, thought_ablation="oracle",
+                                         oracle_families=("goto",)))
+    families = set()
+    for record in played:
+        for mine, bot in zip(record.thoughts, record.bot_thoughts):
+            families.add(thought_family(bot))
+            assert (mine == bot) == (thought_family(bot) == "goto")
+        assert record.oracle_steps == sum(thought_family(bot) == "goto"
+                                          for bot in record.bot_thoughts)
+    assert families == {"goto", "explore"}  # both kinds of step occur
+    with pytest.raises(UserError, match="unknown thought families"):
+        RolloutOptions(thought_ablation="oracle", oracle_families=("teleport",))
+    with pytest.raises(UserError, match="oracle_families need"):
+        RolloutOptions(oracle_families=("goto",))

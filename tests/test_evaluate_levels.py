@@ -258,7 +258,9 @@ def test_oracle_share_series(storage, tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--oracle-share", "0.5"], "add oracle to --thought-ablation"),
-    (["--thought-ablation", "oracle", "--oracle-share", "0.5,2"], "numbers in \\[0, 1\\]")])
+    (["--thought-ablation", "oracle", "--oracle-share", "0.5,2"], "numbers in \\[0, 1\\]"),
+    (["--oracle-families", "goto"], "add oracle to --thought-ablation"),
+    (["--thought-ablation", "oracle", "--oracle-families", "teleport"], "comma-separated")])
 def test_bad_oracle_share_is_a_clear_error(storage, tmp_path, flags, message):
     levels = hand_written_levels(tmp_path / "levels.pkl")
     out = tmp_path / "never"

@@ -123,6 +123,21 @@ def test_end_to_end_after_evaluate_levels(tmp_path, capsys):
     rows = list(csv.DictReader((out / "oracle_curve.csv").open()))
     assert len(rows) == 6 and rows[0]["group"] == "1-4"
     assert (out / "oracle_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a selection of thought families, in a second run, read against the first run's own
+    only = tmp_path / "only_goto"
+    result = evaluate_levels.main(["--env", LEVEL, "--model", "tc_s1", "--model", "tc_s2",
+                                   "--thought-ablation", "oracle", "--oracle-families", "goto",
+                                   "--testing-levels-path", str(levels), "--storage",
+                                   str(tmp_path), "--out", str(only), "--argmax"])
+    assert {row.model for row in result.rows} == {"tc_s1 (oracle thoughts, families goto)",
+                                                  "tc_s2 (oracle thoughts, families goto)"}
+    both = oracle_curve.main([str(out / "episodes.jsonl"), str(only / "episodes.jsonl"),
+                              "--out", str(tmp_path / "both.png")])
+    selected = [p for p in both if p.families == "goto"]
+    assert [(p.group, p.share) for p in selected] == [("1-4", 1.0), ("5-9", 1.0)]
+    assert all(p.difference is not None and p.models == 2 for p in selected)
+    assert "families handed" in capsys.readouterr().out
+    assert (tmp_path / "both.png").is_file() and (tmp_path / "both.csv").is_file()
 
 
 def test_script_shim_runs():

@@ -27,6 +27,7 @@ from babyai.common.errors import UserError
 from babyai.data.vocab import PAD, Vocabulary
 from babyai.env.bot import BotFailure, ThinkingBot
 from babyai.env.envs import make_env
+from babyai.env.thoughts import FAMILY_NAMES, thought_family
 
 logger = logging.getLogger(__name__)
 
@@ -127,17 +128,21 @@ class _Slot:
         self.record.bot_actions.append(int(suggestion.action))
         return True
 
-    def hand_over(self, share: float) -> bool:
+    def hand_over(self, share: float, families: Sequence[str] = ()) -> bool:
         """Whether the lower level reads the bot's thought at this step (after `ask_bot`).
 
         One draw per subgoal: when the bot's thought changes, it is handed over for as
-        long as it lasts with probability `share`; otherwise the agent reads its own.
+        long as it lasts with probability `share` (and only if it is of one of `families`,
+        when given; the draw is made either way, so selections share their draws);
+        otherwise the agent reads its own.
         """
         if self.bot is None:
             return False
         if self.bot_thought != self.subgoal:
             self.subgoal = self.bot_thought
-            self.handed = share >= 1.0 or self.oracle_rng.random() < share
+            drawn = share >= 1.0 or self.oracle_rng.random() < share
+            self.handed = drawn and (not families
+                                     or thought_family(self.bot_thought) in families)
         return self.handed
 
     def step(self, action: int) -> bool:
@@ -234,13 +239,17 @@ THOUGHT_ABLATIONS = ("none", "oracle", "zeroed", "shuffled")
 
 
 
-def condition_label(model: str, ablation: str, oracle_share: float = 1.0) -> str:
+def condition_label(model: str, ablation: str, oracle_share: float = 1.0,
+                    oracle_families: Sequence[str] = ()) -> str:
     """How reports name a model under a thought condition, e.g. `tc (oracle thoughts)`."""
     if ablation == "none":
         return model
+    parts = [f"{ablation} thoughts"]
     if ablation == "oracle" and oracle_share < 1.0:
-        return f"{model} (oracle thoughts, {100 * oracle_share:g}% of subgoals)"
-    return f"{model} ({ablation} thoughts)"
+        parts.append(f"{100 * oracle_share:g}% of subgoals")
+    if ablation == "oracle" and oracle_families:
+        parts.append("families " + "+".join(oracle_families))
+    return f"{model} ({', '.join(parts)})"
 
 
 ORACLE_VERSION = 2
@@ -267,6 +276,9 @@ class RolloutOptions:
     the bot's thought changes, the lower level (and the thought history) reads it until its
     next change with this probability, else the agent's own thought: how good must the
     thoughts be before they pay (1: the full bound)."""
+    oracle_families: tuple[str, ...] = ()
+    """With `oracle`: hand over only the bot's thoughts of these families (`thought_family`
+    names, e.g. explore, open); empty: every family. Which thoughts carry the gain."""
     bot_thoughts: bool = False
     """Also record the bot's thought for every state the agent visits."""
     intervention: Intervention | None = None
@@ -298,8 +310,14 @@ class RolloutOptions:
             raise UserError(f"bot_action_share must be in [0, 1], got {self.bot_action_share}")
         if not 0.0 <= self.oracle_share <= 1.0:
             raise UserError(f"oracle_share must be in [0, 1], got {self.oracle_share}")
-        if self.oracle_share < 1.0 and self.thought_ablation != "oracle":
-            raise UserError("oracle_share below 1 needs thought_ablation='oracle'")
+        if ((self.oracle_share < 1.0 or self.oracle_families)
+                and self.thought_ablation != "oracle"):
+            raise UserError("oracle_share below 1 and oracle_families need "
+                            "thought_ablation='oracle'")
+        unknown = sorted(set(self.oracle_families) - set(FAMILY_NAMES))
+        if unknown:
+            raise UserError(f"unknown thought families {', '.join(unknown)}; available: "
+                            f"{', '.join(FAMILY_NAMES)}")
         if self.bot_action_share > 0 and not self.bot_thoughts:
             raise UserError("bot_action_share needs bot_thoughts=True: the bot must be asked")
 
@@ -383,7 +401,8 @@ def run_episodes(agent: Any, vocab: Vocabulary, env_name: str, seeds: Sequence[i
                     if oracle_thoughts:
                         # Rows whose bot gave up, or whose subgoal was not handed over,
                         # read their own thought (per-row forcing).
-                        handed = [ok and slot.hand_over(options.oracle_share)
+                        handed = [ok and slot.hand_over(options.oracle_share,
+                                                        options.oracle_families)
                                   for slot, ok in zip(slots, asked)]
                         target = pad_tokens([vocab.encode_thought(slot.bot_thought) if ok else []
                                              for slot, ok in zip(slots, handed)], device)

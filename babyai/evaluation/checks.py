@@ -68,8 +68,10 @@ def warn_unreadable_missions(vocab: Any, env_name: str, seeds: Iterable[int],
     return share
 
 
-def check_oracle_share(shares: Sequence[float], conditions: Sequence[str]) -> None:
-    """--oracle-share below 1 is about the oracle condition: refuse it without one."""
-    if any(share < 1.0 for share in shares) and "oracle" not in conditions:
-        raise UserError("--oracle-share applies to the oracle condition: add oracle to "
-                        "--thought-ablation")
+def check_oracle_share(shares: Sequence[float], conditions: Sequence[str],
+                       families: Sequence[str] = ()) -> None:
+    """--oracle-share below 1 and --oracle-families are about the oracle condition: refuse
+    them without one."""
+    if (any(share < 1.0 for share in shares) or families) and "oracle" not in conditions:
+        raise UserError("--oracle-share and --oracle-families apply to the oracle condition: "
+                        "add oracle to --thought-ablation")

@@ -30,6 +30,7 @@ from babyai.common.runtime import torch_threads
 from babyai.common.seeds import IN_DISTRIBUTION_START
 from babyai.common.storage import atomic_write_text, checkpoint_path, ensure_writable_dir
 from babyai.data.vocab import Vocabulary
+from babyai.env.thoughts import FAMILY_NAMES
 from babyai.evaluation.declaration import score_records
 from babyai.evaluation.stats import success_by_mission_type, summarize_success
 from babyai.evaluation.writers import write_jsonl
@@ -63,6 +64,10 @@ class IndistConfig:
     """With the oracle condition: comma-separated shares of the bot's subgoals handed to the
     lower level, one condition each (e.g. 0,0.25,0.5,0.75,1): each time the bot's thought
     changes it is read, until its next change, with that probability, else the agent's own."""
+    oracle_families: tuple[str, ...] = field(
+        default=(), metadata={"type": choice_list(FAMILY_NAMES), "metavar": "LIST"})
+    """With the oracle condition: hand over only the bot's thoughts of these families
+    (e.g. explore,open; default every family)."""
     thought_agreement: bool = True
     """Ask the bot for its thought at every state a TC model visits (own thoughts only) and
     report how often the model's thought equals it (costs about a third more time)."""
@@ -90,7 +95,7 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
     """Every model (and the untrained reference) on the same levels: summaries and records."""
     if not config.models and not config.untrained_like:
         raise UserError("give at least one --model (or --untrained-like)")
-    check_oracle_share(config.oracle_share, config.thought_ablation)
+    check_oracle_share(config.oracle_share, config.thought_ablation, config.oracle_families)
     seeds = list(range(config.first_seed, config.first_seed + config.episodes))
     agents = [(name, *load_agent(name, root, device)[:2]) for name in config.models]
     for name, _, vocab in agents:
@@ -108,11 +113,12 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
             conditions = [(ablation, share) for ablation in config.thought_ablation
                           for share in (config.oracle_share if ablation == "oracle" else (1.0,))]
             for ablation, share in conditions if tc and not reference else [("none", 1.0)]:
-                label = condition_label(name, ablation, share)
+                families = config.oracle_families if ablation == "oracle" else ()
+                label = condition_label(name, ablation, share, families)
                 agreement = tc and ablation == "none" and config.thought_agreement
                 options = RolloutOptions(argmax=config.argmax, progress=True,
                                          thought_ablation=ablation, oracle_share=share,
-                                         bot_thoughts=agreement)
+                                         oracle_families=families, bot_thoughts=agreement)
                 played = run_episodes(agent, vocab, config.env, seeds, options, device=device)
                 summary[label] = _summary(config, seeds, played, tc, ablation, share)
                 records[label] = played
@@ -132,6 +138,7 @@ def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord]
         entry["bot_gave_up"] = sum(r.bot_failure is not None for r in played)
         if ablation == "oracle":
             entry["oracle_share"] = oracle_share
+            entry["oracle_families"] = list(config.oracle_families)
             entry["oracle_step_share"] = (sum(r.oracle_steps for r in played)
                                           / max(1, sum(r.length for r in played)))
         agreement = thought_agreement(played)

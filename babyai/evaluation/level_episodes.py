@@ -11,7 +11,8 @@ from babyai.agent.records import EpisodeRecord
 from babyai.common.errors import UserError
 from babyai.evaluation.difficulty import COGNITIVE
 
-SERIES_KEYS = ("model", "model_name", "thought_ablation", "oracle_share", "bins")
+SERIES_KEYS = ("model", "model_name", "thought_ablation", "oracle_share", "oracle_families",
+               "bins")
 """What a line holds besides its EpisodeRecord."""
 
 
@@ -27,6 +28,8 @@ class LevelEpisode:
     """none, oracle, zeroed or shuffled (None in lines written before it was recorded)."""
     oracle_share: float | None
     """The oracle condition's share of the bot's subgoals handed over (1 = all)."""
+    oracle_families: tuple[str, ...]
+    """The oracle condition's families of thought handed over (empty: every family)."""
     bins: tuple[tuple[str, Any], ...]
     """(difficulty kind, bin label) of every bin the seed is counted in."""
     record: EpisodeRecord
@@ -48,7 +51,9 @@ def read_level_episodes(path: Path) -> list[LevelEpisode]:
             episodes.append(LevelEpisode(
                 series=str(item["model"]), model=str(item.get("model_name") or item["model"]),
                 thought_ablation=item.get("thought_ablation"),
-                oracle_share=None if share is None else float(share), bins=bins,
+                oracle_share=None if share is None else float(share),
+                oracle_families=tuple(str(name) for name in item.get("oracle_families") or ()),
+                bins=bins,
                 record=EpisodeRecord.from_json({key: value for key, value in item.items()
                                                 if key not in SERIES_KEYS})))
         except (ValueError, KeyError, TypeError, AttributeError) as error:

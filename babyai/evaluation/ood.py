@@ -29,6 +29,7 @@ from babyai.common.cli import choice_list, non_negative_int, positive_int, proba
 from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
 from babyai.common.storage import atomic_write, checkpoint_path, ensure_writable_dir
+from babyai.env.thoughts import FAMILY_NAMES
 from babyai.evaluation.declaration import score_records
 from babyai.evaluation.difficulty import DIFFICULTY_KINDS, DIFFICULTY_TITLES
 from babyai.evaluation.checks import (check_level_set_env, check_oracle_share,
@@ -82,6 +83,11 @@ class LevelEvalConfig:
     changes it is read, until its next change, with that probability, else the agent's own:
     how good must the thoughts be before they pay. results.csv's oracle_step_share says
     which share of steps read the bot's thought."""
+    oracle_families: tuple[str, ...] = field(
+        default=(), metadata={"type": choice_list(FAMILY_NAMES), "metavar": "LIST"})
+    """With the oracle condition: hand over only the bot's thoughts of these families
+    (comma-separated, e.g. explore,open; default every family): which thoughts carry the
+    gain."""
     thought_agreement: bool = False
     """Ask the bot for its thought at every state a TC model visits (own thoughts only) and
     report per bin how often the model's thought equals it, exactly and in family: where
@@ -164,6 +170,7 @@ class _Job:
     max_batch: int
     bot_thoughts: bool = False
     oracle_share: float = 1.0
+    oracle_families: tuple[str, ...] = ()
 
     def key(self) -> str:
         """A stable name for this job's saved result (changes if the checkpoint changes)."""
@@ -172,7 +179,8 @@ class _Job:
         text = repr((self.checkpoint, stat.st_size, stat.st_mtime_ns, self.env, self.seeds,
                      self.ablation, self.argmax, self.sample_seed)
                     + ((True,) if self.bot_thoughts else ())
-                    + ((self.oracle_share,) if self.oracle_share < 1.0 else ()))
+                    + ((self.oracle_share,) if self.oracle_share < 1.0 else ())
+                    + ((self.oracle_families,) if self.oracle_families else ()))
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -184,13 +192,16 @@ class _Series:
     checkpoint: str
     ablation: str
     oracle_share: float = 1.0
+    oracle_families: tuple[str, ...] = ()
     model: str = ""
     """The model's own label, without the condition."""
 
     def describe(self) -> dict[str, Any]:
         """What episodes.jsonl says about the series of each line."""
+        oracle = self.ablation == "oracle"
         return {"model_name": self.model, "thought_ablation": self.ablation,
-                "oracle_share": self.oracle_share if self.ablation == "oracle" else None}
+                "oracle_share": self.oracle_share if oracle else None,
+                "oracle_families": list(self.oracle_families) if oracle else None}
 
 
 _WORKER_AGENTS: dict[str, LoadedAgent] = {}
@@ -203,6 +214,7 @@ def _run_job(job: _Job, progress: bool = False) -> list[EpisodeRecord]:
     loaded = _WORKER_AGENTS[job.checkpoint]
     options = RolloutOptions(argmax=job.argmax, max_batch=job.max_batch,
                              thought_ablation=job.ablation, oracle_share=job.oracle_share,
+                             oracle_families=job.oracle_families,
                              sample_seed=job.sample_seed,
                              bot_thoughts=job.bot_thoughts, progress=progress)
     return run_episodes(loaded.agent, loaded.vocab, job.env, list(job.seeds), options,
@@ -265,7 +277,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
     A seed listed in several bins (a level set's 'demo' and 'mission' halves usually share
     seeds) is played once per model and counted in each of its bins.
     """
-    check_oracle_share(config.oracle_share, config.conditions())
+    check_oracle_share(config.oracle_share, config.conditions(), config.oracle_families)
     levels = read_level_set(config.levels_path)
     check_level_set_env(levels, config.levels_path, config.env)
     bins = select_seeds(levels, config.episodes_per_bin)
@@ -295,8 +307,9 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
                 logger.warning("%s is a BC checkpoint: no %s-thoughts run for it", label, ablation)
                 continue
             shares = config.oracle_share if ablation == "oracle" else (1.0,)
-            series += [_Series(condition_label(label, ablation, share), str(path), ablation, share,
-                               model=label)
+            families = config.oracle_families if ablation == "oracle" else ()
+            series += [_Series(condition_label(label, ablation, share, families), str(path),
+                               ablation, share, families, model=label)
                        for share in shares]
     labels = [entry.label for entry in series]
     ablation_of = {entry.label: entry.ablation for entry in series}
@@ -309,7 +322,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
                  config.max_batch,
                  bot_thoughts=(config.thought_agreement and entry.ablation == "none"
                                and entry.checkpoint in thinking),
-                 oracle_share=entry.oracle_share)
+                 oracle_share=entry.oracle_share, oracle_families=entry.oracle_families)
             for entry in series
             for start in range(0, len(seeds), chunk)]
     logger.info("%d seeds x %d series in %d jobs, %d worker(s)", len(seeds), len(series),

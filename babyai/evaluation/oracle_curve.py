@@ -31,6 +31,8 @@ class CurvePoint:
     """One group at one share: success over the replicates."""
 
     group: str
+    families: str
+    """The families of thought handed over, `+`-joined ("" = every family)."""
     share: float
     models: int
     success: float
@@ -67,13 +69,17 @@ def _share(episode: LevelEpisode, path: Path) -> float | None:
     return None  # zeroed or shuffled thoughts
 
 
-def _rates(episodes: Iterable[tuple[str, str, float, LevelEpisode]]
-           ) -> dict[tuple[str, float], dict[str, tuple[float, float]]]:
-    """(group, share) -> model -> (success rate, share of steps that read the bot's thought)."""
-    counts: dict[tuple[str, float], dict[str, list[int]]] = defaultdict(
+Key = tuple[str, str, float]
+"""(group of bins, families handed over, share of subgoals)."""
+
+
+def _rates(episodes: Iterable[tuple[Key, str, LevelEpisode]]
+           ) -> dict[Key, dict[str, tuple[float, float]]]:
+    """key -> model -> (success rate, share of steps that read the bot's thought)."""
+    counts: dict[Key, dict[str, list[int]]] = defaultdict(
         lambda: defaultdict(lambda: [0, 0, 0, 0]))
-    for group, model, share, episode in episodes:
-        cell = counts[(group, share)][model]
+    for key, model, episode in episodes:
+        cell = counts[key][model]
         cell[0] += int(bool(episode.record.success))
         cell[1] += 1
         cell[2] += episode.record.oracle_steps
@@ -84,35 +90,37 @@ def _rates(episodes: Iterable[tuple[str, str, float, LevelEpisode]]
 
 
 def _grouped(paths: Sequence[Path], hard_from: int, on_curve: bool
-             ) -> list[tuple[str, str, float, LevelEpisode]]:
+             ) -> list[tuple[Key, str, LevelEpisode]]:
     rows = []
     for path in paths:
         for episode in read_level_episodes(path):
             share = _share(episode, path) if on_curve else OWN
             if share is None:
                 continue
+            families = "+".join(episode.oracle_families) if on_curve else ""
             # a reference's models are its series: e.g. one study run per file
             model = episode.model if on_curve else episode.series
             for level in cognitive_levels(episode, path):
-                rows.append((mission_group(level, hard_from), model, share, episode))
+                rows.append(((mission_group(level, hard_from), families, share), model, episode))
     return rows
 
 
 def oracle_curve(paths: Sequence[Path], hard_from: int = 5) -> list[CurvePoint]:
     """The curve of the models in `paths` (episodes.jsonl files), by group and share."""
     rates = _rates(_grouped(paths, hard_from, on_curve=True))
-    if not any(share > OWN for _, share in rates):
+    if not any(share > OWN for _, _, share in rates):
         raise UserError(f"{', '.join(map(str, paths))}: no oracle series (run "
                         "tc-evaluate-levels with --thought-ablation none,oracle --oracle-share ...)")
     points = []
-    for group, share in sorted(rates):
-        by_model = rates[(group, share)]
-        own = rates.get((group, OWN), {})
+    for group, families, share in sorted(rates):
+        by_model = rates[(group, families, share)]
+        own = rates.get((group, "", OWN), {})
         success, half = mean_interval([rate for rate, _ in by_model.values()])
         paired = [by_model[model][0] - own[model][0] for model in by_model if model in own]
         difference, difference_half = (mean_interval(paired) if paired else (None, None))
-        points.append(CurvePoint(group, share, len(by_model), success, half, difference,
-                                 difference_half, mean(read for _, read in by_model.values()),
+        points.append(CurvePoint(group, families, share, len(by_model), success, half,
+                                 difference, difference_half,
+                                 mean(read for _, read in by_model.values()),
                                  {model: rate for model, (rate, _) in by_model.items()}))
     return points
 
@@ -121,7 +129,7 @@ def reference_levels(paths: Sequence[Path], hard_from: int = 5) -> list[Referenc
     """A reference agent's success per group, each series of the files one model."""
     rates = _rates(_grouped(paths, hard_from, on_curve=False))
     return [ReferenceLevel(group, len(by_model), *mean_interval([r for r, _ in by_model.values()]))
-            for (group, _), by_model in sorted(rates.items())]
+            for (group, _, _), by_model in sorted(rates.items())]
 
 
 def format_curve(points: Sequence[CurvePoint], reference: Sequence[ReferenceLevel] = ()) -> str:
@@ -129,16 +137,20 @@ def format_curve(points: Sequence[CurvePoint], reference: Sequence[ReferenceLeve
     def spread(value: float | None) -> str:
         return "" if value is None or math.isnan(value) else f" ± {100 * value:.1f}"
 
+    selective = any(point.families for point in points)
     lines = [f"{'bins':<6}{'handed':>8}{'models':>8}{'steps read bot':>16}"
-             f"{'success %':>18}{'minus own thoughts':>22}"]
+             f"{'success %':>18}{'minus own thoughts':>22}"
+             + ("  families handed" if selective else "")]
     for group in dict.fromkeys(point.group for point in points):
         for point in (p for p in points if p.group == group):
             difference = ("" if point.difference is None else
                           f"{100 * point.difference:+.1f}{spread(point.difference_half_width)}")
+            families = (f"  {point.families or ('-' if point.share == OWN else 'all')}"
+                        if selective else "")
             lines.append(f"{group:<6}{100 * point.share:>7.0f}%{point.models:>8}"
                          f"{100 * point.steps_read_bot:>15.1f}%"
                          f"{100 * point.success:>10.1f}{spread(point.half_width):<8}"
-                         f"{difference:>22}")
+                         f"{difference:>22}{families}")
         for level in (r for r in reference if r.group == group):
             lines.append(f"{group:<6}{'ref.':>8}{level.models:>8}{'':>16}"
                          f"{100 * level.success:>10.1f}{spread(level.half_width)}")
