@@ -68,7 +68,7 @@ def warn_unreadable_missions(vocab: Any, env_name: str, seeds: Iterable[int],
     return share
 
 
-def check_oracle_share(shares: Sequence[float], conditions: Sequence[str],
+def check_oracle_options(shares: Sequence[float], conditions: Sequence[str],
                        families: Sequence[str] = ()) -> None:
     """--oracle-share below 1 and --oracle-families are about the oracle condition: refuse
     them without one."""

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from babyai.agent.checkpoint import load_agent, load_checkpoint
-from babyai.evaluation.checks import check_oracle_share, warn_unreadable_missions
+from babyai.evaluation.checks import check_oracle_options, warn_unreadable_missions
 from babyai.agent.model import Agent, build_agent
 from babyai.agent.records import EpisodeRecord, thought_agreement, thought_following
 from babyai.agent.rollout import (THOUGHT_ABLATIONS, RolloutOptions, condition_label,
@@ -95,7 +95,7 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
     """Every model (and the untrained reference) on the same levels: summaries and records."""
     if not config.models and not config.untrained_like:
         raise UserError("give at least one --model (or --untrained-like)")
-    check_oracle_share(config.oracle_share, config.thought_ablation, config.oracle_families)
+    check_oracle_options(config.oracle_share, config.thought_ablation, config.oracle_families)
     seeds = list(range(config.first_seed, config.first_seed + config.episodes))
     agents = [(name, *load_agent(name, root, device)[:2]) for name in config.models]
     for name, _, vocab in agents:

@@ -32,7 +32,7 @@ from babyai.common.storage import atomic_write, checkpoint_path, ensure_writable
 from babyai.env.thoughts import FAMILY_NAMES
 from babyai.evaluation.declaration import score_records
 from babyai.evaluation.difficulty import DIFFICULTY_KINDS, DIFFICULTY_TITLES
-from babyai.evaluation.checks import (check_level_set_env, check_oracle_share,
+from babyai.evaluation.checks import (check_level_set_env, check_oracle_options,
                                       warn_unreadable_missions)
 from babyai.evaluation.levels import read_level_set
 from babyai.evaluation.stats import (SuccessSummary, label_order, success_by_mission_type,
@@ -277,7 +277,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
     A seed listed in several bins (a level set's 'demo' and 'mission' halves usually share
     seeds) is played once per model and counted in each of its bins.
     """
-    check_oracle_share(config.oracle_share, config.conditions(), config.oracle_families)
+    check_oracle_options(config.oracle_share, config.conditions(), config.oracle_families)
     levels = read_level_set(config.levels_path)
     check_level_set_env(levels, config.levels_path, config.env)
     bins = select_seeds(levels, config.episodes_per_bin)
