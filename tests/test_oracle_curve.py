@@ -70,7 +70,8 @@ def mean(values):
 
 def test_reference_levels_treat_each_series_as_a_model(tmp_path):
     lines = [line("bc_s1", "none", None, 0, 1, True), line("bc_s1", "none", None, 1, 6, False),
-             line("bc_s2", "none", None, 0, 1, False), line("bc_s2", "none", None, 1, 6, False)]
+             line("bc_s2", "none", None, 0, 1, False), line("bc_s2", "none", None, 1, 6, False),
+             line("bc_s2", "oracle", 1.0, 0, 1, True)]  # not the reference's own play
     levels = reference_levels([write_lines(tmp_path / "bc.jsonl", lines)])
     assert [(r.group, r.models, r.success) for r in levels] == [("1-4", 2, 0.5), ("5-9", 2, 0.0)]
 

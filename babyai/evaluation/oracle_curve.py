@@ -94,7 +94,10 @@ def _grouped(paths: Sequence[Path], hard_from: int, on_curve: bool
     rows = []
     for path in paths:
         for episode in read_level_episodes(path):
-            share = _share(episode, path) if on_curve else OWN
+            if on_curve:
+                share = _share(episode, path)
+            else:  # a reference plays on its own thoughts (BC: no thoughts)
+                share = OWN if episode.thought_ablation in (None, "none") else None
             if share is None:
                 continue
             families = "+".join(episode.oracle_families) if on_curve else ""
@@ -126,7 +129,8 @@ def oracle_curve(paths: Sequence[Path], hard_from: int = 5) -> list[CurvePoint]:
 
 
 def reference_levels(paths: Sequence[Path], hard_from: int = 5) -> list[ReferenceLevel]:
-    """A reference agent's success per group, each series of the files one model."""
+    """A reference agent's success per group, each series of the files one model (its
+    oracle, zeroed or shuffled series, where a file has them, are left out)."""
     rates = _rates(_grouped(paths, hard_from, on_curve=False))
     return [ReferenceLevel(group, len(by_model), *mean_interval([r for r, _ in by_model.values()]))
             for (group, _, _), by_model in sorted(rates.items())]
