@@ -238,7 +238,6 @@ THOUGHT_ABLATIONS = ("none", "oracle", "zeroed", "shuffled")
 """How much do an agent's actions depend on what it thinks: the four conditions."""
 
 
-
 def condition_label(model: str, ablation: str, oracle_share: float = 1.0,
                     oracle_families: Sequence[str] = ()) -> str:
     """How reports name a model under a thought condition, e.g. `tc (oracle thoughts)`."""

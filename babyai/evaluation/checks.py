@@ -69,7 +69,7 @@ def warn_unreadable_missions(vocab: Any, env_name: str, seeds: Iterable[int],
 
 
 def check_oracle_options(shares: Sequence[float], conditions: Sequence[str],
-                       families: Sequence[str] = ()) -> None:
+                         families: Sequence[str] = ()) -> None:
     """--oracle-share below 1 and --oracle-families are about the oracle condition: refuse
     them without one."""
     if (any(share < 1.0 for share in shares) or families) and "oracle" not in conditions:
