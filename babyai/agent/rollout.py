@@ -238,17 +238,34 @@ THOUGHT_ABLATIONS = ("none", "oracle", "zeroed", "shuffled")
 """How much do an agent's actions depend on what it thinks: the four conditions."""
 
 
-def condition_label(model: str, ablation: str, oracle_share: float = 1.0,
-                    oracle_families: Sequence[str] = ()) -> str:
-    """How reports name a model under a thought condition, e.g. `tc (oracle thoughts)`."""
-    if ablation == "none":
-        return model
-    parts = [f"{ablation} thoughts"]
-    if ablation == "oracle" and oracle_share < 1.0:
-        parts.append(f"{100 * oracle_share:g}% of subgoals")
-    if ablation == "oracle" and oracle_families:
-        parts.append("families " + "+".join(oracle_families))
-    return f"{model} ({', '.join(parts)})"
+@dataclass(frozen=True)
+class ThoughtCondition:
+    """What a TC model's lower level reads in one evaluated series (see RolloutOptions)."""
+
+    ablation: str = "none"
+    oracle_share: float = 1.0
+    oracle_families: tuple[str, ...] = ()
+
+    def label(self, model: str) -> str:
+        """How reports name the model under this condition, e.g. `tc (oracle thoughts)`."""
+        if self.ablation == "none":
+            return model
+        parts = [f"{self.ablation} thoughts"]
+        if self.oracle_share < 1.0:
+            parts.append(f"{100 * self.oracle_share:g}% of subgoals")
+        if self.oracle_families:
+            parts.append("families " + "+".join(self.oracle_families))
+        return f"{model} ({', '.join(parts)})"
+
+
+def thought_conditions(ablations: Sequence[str], oracle_shares: Sequence[float] = (1.0,),
+                       oracle_families: Sequence[str] = ()) -> list[ThoughtCondition]:
+    """The conditions of the evaluation flags: one per ablation, the oracle once per share
+    (with the families), in the given order."""
+    return [ThoughtCondition(ablation, share, tuple(oracle_families))
+            if ablation == "oracle" else ThoughtCondition(ablation)
+            for ablation in ablations
+            for share in (oracle_shares if ablation == "oracle" else (1.0,))]
 
 
 ORACLE_VERSION = 2

@@ -22,8 +22,8 @@ from babyai.agent.checkpoint import load_agent, load_checkpoint
 from babyai.evaluation.checks import check_oracle_options, warn_unreadable_missions
 from babyai.agent.model import Agent, build_agent
 from babyai.agent.records import EpisodeRecord, thought_agreement, thought_following
-from babyai.agent.rollout import (THOUGHT_ABLATIONS, RolloutOptions, condition_label,
-                                  run_episodes)
+from babyai.agent.rollout import (THOUGHT_ABLATIONS, RolloutOptions, ThoughtCondition,
+                                  run_episodes, thought_conditions)
 from babyai.common.cli import choice_list, non_negative_int, positive_int, probability_list
 from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
@@ -110,24 +110,27 @@ def evaluate_models(config: IndistConfig, root: Path, device: torch.device
             tc = bool(agent.config.use_thoughts)
             # The untrained reference is the chance level: no ablations for it.
             reference = name == "untrained" and bool(config.untrained_like)
-            conditions = [(ablation, share) for ablation in config.thought_ablation
-                          for share in (config.oracle_share if ablation == "oracle" else (1.0,))]
-            for ablation, share in conditions if tc and not reference else [("none", 1.0)]:
-                families = config.oracle_families if ablation == "oracle" else ()
-                label = condition_label(name, ablation, share, families)
-                agreement = tc and ablation == "none" and config.thought_agreement
+            conditions = (thought_conditions(config.thought_ablation, config.oracle_share,
+                                             config.oracle_families)
+                          if tc and not reference else [ThoughtCondition()])
+            for condition in conditions:
+                label = condition.label(name)
+                agreement = tc and condition.ablation == "none" and config.thought_agreement
                 options = RolloutOptions(argmax=config.argmax, progress=True,
-                                         thought_ablation=ablation, oracle_share=share,
-                                         oracle_families=families, bot_thoughts=agreement)
+                                         thought_ablation=condition.ablation,
+                                         oracle_share=condition.oracle_share,
+                                         oracle_families=condition.oracle_families,
+                                         bot_thoughts=agreement)
                 played = run_episodes(agent, vocab, config.env, seeds, options, device=device)
-                summary[label] = _summary(config, seeds, played, tc, ablation, share)
+                summary[label] = _summary(config, seeds, played, tc, condition)
                 records[label] = played
     return summary, records
 
 
 def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord], tc: bool,
-             ablation: str, oracle_share: float = 1.0) -> dict[str, Any]:
+             condition: ThoughtCondition) -> dict[str, Any]:
     by_type = success_by_mission_type(played)
+    ablation = condition.ablation
     entry: dict[str, Any] = {
         "env": config.env, "seeds": [seeds[0], seeds[-1]], "argmax": config.argmax,
         "thought_ablation": ablation, **dataclasses.asdict(summarize_success(played)),
@@ -137,8 +140,8 @@ def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord]
         entry["declaration"] = score_records(played).as_dict()
         entry["bot_gave_up"] = sum(r.bot_failure is not None for r in played)
         if ablation == "oracle":
-            entry["oracle_share"] = oracle_share
-            entry["oracle_families"] = list(config.oracle_families)
+            entry["oracle_share"] = condition.oracle_share
+            entry["oracle_families"] = list(condition.oracle_families)
             entry["oracle_step_share"] = (sum(r.oracle_steps for r in played)
                                           / max(1, sum(r.length for r in played)))
         agreement = thought_agreement(played)

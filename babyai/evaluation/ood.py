@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from babyai.agent.checkpoint import LoadedAgent, load_agent
 from babyai.agent.records import EpisodeRecord, thought_agreement, thought_mismatches
-from babyai.agent.rollout import (THOUGHT_ABLATIONS, RolloutOptions, condition_label,
-                                  run_episodes)
+from babyai.agent.rollout import (THOUGHT_ABLATIONS, RolloutOptions, ThoughtCondition,
+                                  run_episodes, thought_conditions)
 from babyai.common.cli import choice_list, non_negative_int, positive_int, probability_list
 from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
@@ -158,50 +158,48 @@ def select_seeds(levels: dict, cap: int | None) -> dict[tuple[str, Any], list[in
 
 
 @dataclass(frozen=True)
-class _Job:
-    series: str
-    checkpoint: str
-    env: str
-    seeds: tuple[int, ...]
-    ablation: str
-    argmax: bool
-    sample_seed: int
-    device: str
-    max_batch: int
-    bot_thoughts: bool = False
-    oracle_share: float = 1.0
-    oracle_families: tuple[str, ...] = ()
-
-    def key(self) -> str:
-        """A stable name for this job's saved result (changes if the checkpoint changes)."""
-        stat = Path(self.checkpoint).stat()
-        # optional parts only when set, so older saved jobs keep their key
-        text = repr((self.checkpoint, stat.st_size, stat.st_mtime_ns, self.env, self.seeds,
-                     self.ablation, self.argmax, self.sample_seed)
-                    + ((True,) if self.bot_thoughts else ())
-                    + ((self.oracle_share,) if self.oracle_share < 1.0 else ())
-                    + ((self.oracle_families,) if self.oracle_families else ()))
-        return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
 class _Series:
     """One line of the reports: a model under one thought condition."""
 
     label: str
     checkpoint: str
-    ablation: str
-    oracle_share: float = 1.0
-    oracle_families: tuple[str, ...] = ()
-    model: str = ""
+    model: str
     """The model's own label, without the condition."""
+    condition: ThoughtCondition = ThoughtCondition()
 
     def describe(self) -> dict[str, Any]:
         """What episodes.jsonl says about the series of each line."""
-        oracle = self.ablation == "oracle"
-        return {"model_name": self.model, "thought_ablation": self.ablation,
-                "oracle_share": self.oracle_share if oracle else None,
-                "oracle_families": list(self.oracle_families) if oracle else None}
+        condition = self.condition
+        oracle = condition.ablation == "oracle"
+        return {"model_name": self.model, "thought_ablation": condition.ablation,
+                "oracle_share": condition.oracle_share if oracle else None,
+                "oracle_families": list(condition.oracle_families) if oracle else None}
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One chunk of seeds of one series."""
+
+    series: _Series
+    env: str
+    seeds: tuple[int, ...]
+    argmax: bool
+    sample_seed: int
+    device: str
+    max_batch: int
+    bot_thoughts: bool = False
+
+    def key(self) -> str:
+        """A stable name for this job's saved result (changes if the checkpoint changes)."""
+        checkpoint, condition = self.series.checkpoint, self.series.condition
+        stat = Path(checkpoint).stat()
+        # optional parts only when set, so older saved jobs keep their key
+        text = repr((checkpoint, stat.st_size, stat.st_mtime_ns, self.env, self.seeds,
+                     condition.ablation, self.argmax, self.sample_seed)
+                    + ((True,) if self.bot_thoughts else ())
+                    + ((condition.oracle_share,) if condition.oracle_share < 1.0 else ())
+                    + ((condition.oracle_families,) if condition.oracle_families else ()))
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 _WORKER_AGENTS: dict[str, LoadedAgent] = {}
@@ -209,12 +207,14 @@ _WORKER_AGENTS: dict[str, LoadedAgent] = {}
 
 def _run_job(job: _Job, progress: bool = False) -> list[EpisodeRecord]:
     """Run one chunk of seeds (in a worker process or in-process); models are cached."""
-    if job.checkpoint not in _WORKER_AGENTS:
-        _WORKER_AGENTS[job.checkpoint] = load_agent(job.checkpoint, Path("."), job.device)
-    loaded = _WORKER_AGENTS[job.checkpoint]
+    checkpoint, condition = job.series.checkpoint, job.series.condition
+    if checkpoint not in _WORKER_AGENTS:
+        _WORKER_AGENTS[checkpoint] = load_agent(checkpoint, Path("."), job.device)
+    loaded = _WORKER_AGENTS[checkpoint]
     options = RolloutOptions(argmax=job.argmax, max_batch=job.max_batch,
-                             thought_ablation=job.ablation, oracle_share=job.oracle_share,
-                             oracle_families=job.oracle_families,
+                             thought_ablation=condition.ablation,
+                             oracle_share=condition.oracle_share,
+                             oracle_families=condition.oracle_families,
                              sample_seed=job.sample_seed,
                              bot_thoughts=job.bot_thoughts, progress=progress)
     return run_episodes(loaded.agent, loaded.vocab, job.env, list(job.seeds), options,
@@ -299,30 +299,26 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
         if loaded.agent.config.use_thoughts:
             thinking.add(str(path))
         if "none" in ablations or not loaded.agent.config.use_thoughts:
-            series.append(_Series(label, str(path), "none", model=label))
-        for ablation in ablations:
-            if ablation == "none":
+            series.append(_Series(label, str(path), label))
+        for condition in thought_conditions(ablations, config.oracle_share,
+                                            config.oracle_families):
+            if condition.ablation == "none":
                 continue
             if not loaded.agent.config.use_thoughts:
-                logger.warning("%s is a BC checkpoint: no %s-thoughts run for it", label, ablation)
+                logger.warning("%s is a BC checkpoint: no %s-thoughts run for it", label,
+                               condition.ablation)
                 continue
-            shares = config.oracle_share if ablation == "oracle" else (1.0,)
-            families = config.oracle_families if ablation == "oracle" else ()
-            series += [_Series(condition_label(label, ablation, share, families), str(path),
-                               ablation, share, families, model=label)
-                       for share in shares]
+            series.append(_Series(condition.label(label), str(path), label, condition))
     labels = [entry.label for entry in series]
-    ablation_of = {entry.label: entry.ablation for entry in series}
+    ablation_of = {entry.label: entry.condition.ablation for entry in series}
     if len(set(labels)) != len(labels):
         raise UserError(f"two --model values share the name {labels}; give distinct names")
 
     chunk = max(1, min(config.chunk, math.ceil(len(seeds) / config.workers)))
-    jobs = [_Job(entry.label, entry.checkpoint, config.env, tuple(seeds[start:start + chunk]),
-                 entry.ablation, config.argmax, config.sample_seed, config.device,
-                 config.max_batch,
-                 bot_thoughts=(config.thought_agreement and entry.ablation == "none"
-                               and entry.checkpoint in thinking),
-                 oracle_share=entry.oracle_share, oracle_families=entry.oracle_families)
+    jobs = [_Job(entry, config.env, tuple(seeds[start:start + chunk]), config.argmax,
+                 config.sample_seed, config.device, config.max_batch,
+                 bot_thoughts=(config.thought_agreement and entry.condition.ablation == "none"
+                               and entry.checkpoint in thinking))
             for entry in series
             for start in range(0, len(seeds), chunk)]
     logger.info("%d seeds x %d series in %d jobs, %d worker(s)", len(seeds), len(series),
@@ -332,7 +328,7 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
 
     records: dict[str, dict[int, EpisodeRecord]] = {label: {} for label in labels}
     for job, job_records in finished.items():
-        records[job.series].update({record.seed: record for record in job_records})
+        records[job.series.label].update({record.seed: record for record in job_records})
 
     rows: list[LevelRow] = []
     family_rows: list[dict[str, Any]] = []
