@@ -132,6 +132,11 @@ def test_plan_runs_share_demos_levels_and_frames(tmp_path):
     flags = [run.args for run in plan_runs(config, mean_length=80.0, root=tmp_path)]
     assert [args[args.index("--thought-decoder") + 1] for args in flags if "--thought-decoder" in args] \
         == ["mission", "mission"] and "--thought-decoder" not in flags[1]  # not for BC
+    assert all("--thought-weights" not in args for args in flags)
+    config = StudyConfig(agents=("tc", "bc", "tc_nothought"), seeds=1, thought_weights="balanced")
+    flags = [run.args for run in plan_runs(config, mean_length=80.0, root=tmp_path)]
+    assert flags[0][flags[0].index("--thought-weights") + 1] == "balanced"
+    assert "--thought-weights" not in flags[1] + flags[2]  # BC has no thought loss; 0 weighs 0
 
 
 def test_summary_across_seeds():

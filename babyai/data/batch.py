@@ -33,6 +33,8 @@ class Window(NamedTuple):
             of `starts.any(1)`, so the trainer needs no device sync to check it).
         mission_index: [R, B] long row of the batch's missions of every step (lanes), or
             None: row b's mission is mission b (per-episode layout).
+        thought_weights: [R, B] float weight of every step's thought NLL (0 on padded
+            steps), or None: every thought weighs 1.
     """
 
     images: torch.Tensor
@@ -44,6 +46,7 @@ class Window(NamedTuple):
     active: list[int]
     has_start: list[bool]
     mission_index: torch.Tensor | None = None
+    thought_weights: torch.Tensor | None = None
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Batch:
         episodes: [E] dataset indices; seeds: [E] env seeds; lengths: [B] valid steps per row.
         starts: [T, B] bool episode starts (lanes), or None: every row starts at step 0.
         mission_index: [T, B] int64 row of `missions` (lanes), or None: row b is episode b.
+        thought_weights: [U] float32 thought-loss weight of each row of `thought_table`, or
+            None (all 1).
     """
 
     images: np.ndarray
@@ -74,6 +79,7 @@ class Batch:
     lengths: np.ndarray
     starts: np.ndarray | None = None
     mission_index: np.ndarray | None = None
+    thought_weights: np.ndarray | None = None
 
     def __len__(self) -> int:
         """Number of rows."""
@@ -108,6 +114,11 @@ class Batch:
                 starts = np.zeros_like(valid)
                 if start == 0:
                     starts[0] = True
+            weights = None
+            if self.thought_weights is not None:
+                row_weights = self.thought_weights[distinct] if len(distinct) else np.zeros(1)
+                step_weights = row_weights[thought_index] * valid
+                weights = torch.from_numpy(step_weights.astype(np.float32)).to(device)
             mission_index = None
             if self.mission_index is not None:
                 mission_index = torch.from_numpy(self.mission_index[start:stop]).to(device)
@@ -121,4 +132,5 @@ class Batch:
                 active=valid.sum(axis=1).tolist(),
                 has_start=starts.any(axis=1).tolist(),
                 mission_index=mission_index,
+                thought_weights=weights,
             )

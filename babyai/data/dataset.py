@@ -139,6 +139,8 @@ class DemoDataset:
         mission_table: [M, Lm] unsigned, unique missions' word ids, PAD-padded.
         mission_ids: [N] int64, row of `mission_table` of each episode.
         seeds: [N] int64, environment seeds of the episodes.
+        thought_weights: [U] float32 weight of each row of `thought_table` in the thought
+            loss (see babyai.training.thought_weights), or None: every thought weighs 1.
     """
 
     vocab: Vocabulary
@@ -151,6 +153,7 @@ class DemoDataset:
     mission_table: np.ndarray
     mission_ids: np.ndarray
     seeds: np.ndarray
+    thought_weights: np.ndarray | None = None
 
     @classmethod
     def from_episodes(cls, episodes: Iterable[PackedEpisode | Episode],
@@ -208,7 +211,8 @@ class DemoDataset:
         width = max(int((mission_rows != PAD).sum(axis=1).max()) if batch_size else 1, 1)
         return Batch(images=images, actions=actions, thought_rows=thought_rows, valid=valid,
                      missions=mission_rows[:, :width], thought_table=self.thought_table,
-                     episodes=indices, seeds=self.seeds[indices], lengths=lengths)
+                     episodes=indices, seeds=self.seeds[indices], lengths=lengths,
+                     thought_weights=self.thought_weights)
 
 
 class EpochSampler:

@@ -136,7 +136,8 @@ class LanePlan:
         return Batch(images=images, actions=actions, thought_rows=thought_rows, valid=valid,
                      missions=missions[:, :width], thought_table=data.thought_table,
                      episodes=chosen, seeds=data.seeds[chosen], lengths=lengths,
-                     starts=starts, mission_index=mission_index)
+                     starts=starts, mission_index=mission_index,
+                     thought_weights=data.thought_weights)
 
 
 def _unpack(data: DemoDataset, episode: int) -> np.ndarray:

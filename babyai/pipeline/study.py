@@ -59,6 +59,7 @@ from babyai.evaluation.stats import (label_order, mean_interval, summarize_succe
                                      wilson_interval)
 from babyai.evaluation.writers import write_csv
 from babyai.pipeline.stages import Stage, StageRunner
+from babyai.training.thought_weights import check_thought_weights
 from babyai.reports.curves import read_log
 from babyai.reports.study_figure import plot_ood_bins, plot_study
 
@@ -122,6 +123,10 @@ class StudyConfig:
     """Weight of TC's thought loss (tc_nothought uses 0 and no teacher forcing)."""
     thought_loss_reduction: str = field(default="sum", metadata={"choices": ("sum", "mean")})
     """sum (the original's) or mean over a thought's tokens."""
+    thought_weights: str | None = field(default=None, metadata={
+        "type": check_thought_weights, "metavar": "SPEC"})
+    """TC's per-family thought-loss weights (the trainer's --thought-weights): `balanced`
+    or FAMILY=W,... (default: all 1)."""
     tf_fraction: float = 1 / 3
     """TC's teacher forcing is 1 for this fraction of the epochs, then falls linearly to 0
     at the last epoch (the paper: 10 of 160 epochs; 1 keeps it always on)."""
@@ -224,6 +229,8 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
                 args += ["--sg-coef", "0.0", "--no-teacher-forcing"]
             else:
                 args += ["--sg-coef", str(config.sg_coef)]
+                if config.thought_weights is not None:
+                    args += ["--thought-weights", config.thought_weights]
                 if config.tf_fraction < 1:
                     args += ["--stop-tf", str(stop_tf), "--tf-floor", str(config.tf_floor)]
             runs.append(StudyRun(agent, seed, name, "babyai.commands.train_tc", args))

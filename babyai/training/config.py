@@ -13,6 +13,7 @@ from babyai.common.errors import UserError
 from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.env.envs import check_level
 from babyai.training.loss import THOUGHT_REDUCTIONS
+from babyai.training.thought_weights import check_thought_weights, parse_thought_weights
 
 LAYOUTS = ("lanes", "episodes")
 CONV_PRECISIONS = ("auto", "bf16", "fp32")
@@ -84,6 +85,11 @@ class TrainConfig:
     thought_loss_reduction: str = field(default="sum", metadata={"choices": THOUGHT_REDUCTIONS})
     """How a step's thought NLL combines its tokens: sum (the original implementation's) or
     mean (weaker by the mean thought length, about 7x on MiniBossLevel, at the same sg-coef)."""
+    thought_weights: str | None = field(default=None, metadata={
+        "type": check_thought_weights, "metavar": "SPEC"})
+    """Weigh each step's thought NLL by its thought's family: `balanced` (the inverse square
+    root of the family's share of the training steps) or `FAMILY=W,...` (others 1), scaled
+    to mean 1 over the training steps (default: every thought weighs 1)."""
     epochs: int = 20
     """Number of epochs."""
     epoch_length: int = 0
@@ -184,6 +190,10 @@ class TrainConfig:
                                                       or not self.use_thoughts):
             raise UserError("--extra-demos-labels thoughts needs --extra-demos and a TC run "
                             "(a BC run would learn nothing from them)")
+        if self.thought_weights is not None:
+            if not self.use_thoughts:
+                raise UserError("--thought-weights weighs the thought loss: a BC run has none")
+            parse_thought_weights(self.thought_weights)
         if not 0 <= self.tf_floor <= 1:
             raise UserError(f"--tf-floor must be in [0, 1], got {self.tf_floor}")
         if self.tf_floor > 0 and self.stop_tf is None:

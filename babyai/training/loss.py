@@ -87,9 +87,10 @@ THOUGHT_REDUCTIONS = ("sum", "mean")
 
 def thought_nll(thought_logits: torch.Tensor, thought_targets: torch.Tensor,
                 valid: torch.Tensor | None = None, *, denominator: float | None = None,
-                reduction: str = "sum") -> torch.Tensor:
+                reduction: str = "sum", weights: torch.Tensor | None = None) -> torch.Tensor:
     """The thought part alone: per step, the sum (or, with `reduction="mean"`, the mean) of
-    the NLLs of its non-padding target tokens; summed over valid steps and divided by
+    the NLLs of its non-padding target tokens, times the step's weight (`weights`, [N];
+    default 1: see babyai.training.thought_weights); summed over valid steps and divided by
     `denominator` (default: the valid steps).
 
     Separate so a trainer can back-propagate it in chunks of steps (see babyai.training.step).
@@ -104,6 +105,8 @@ def thought_nll(thought_logits: torch.Tensor, thought_targets: torch.Tensor,
     per_step = (token_nll * tokens).sum(dim=1)
     if reduction == "mean":
         per_step = per_step / tokens.sum(dim=1).clamp(min=1.0)
+    if weights is not None:
+        per_step = per_step * weights.float()
     if valid is not None:
         per_step = per_step * valid.float()
     if denominator is None:

@@ -151,8 +151,10 @@ class BatchStep:
                     logits = self.agent.thought_logits(upper_h[rows], upper_c[rows],
                                                        output.thought_targets[rows],
                                                        step_missions)
+                weights = (output.thought_weights[rows]
+                           if output.thought_weights is not None else None)
                 nll = thought_nll(logits, output.thought_targets[rows], denominator=total_steps,
-                                  reduction=config.thought_loss_reduction)
+                                  reduction=config.thought_loss_reduction, weights=weights)
                 if learn:
                     self.scaler.scale(config.sg_coef * nll).backward()
                 value += nll.item()

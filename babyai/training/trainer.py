@@ -48,6 +48,7 @@ from babyai.training.schedules import learning_rate, teacher_forcing_draws, teac
 from babyai.training.state import (TrainState, check_same_run, check_validation_seeds,
                                    checkpoint_extra, keep_saved_speed_settings)
 from babyai.training.step import BatchStep, NonFiniteLoss
+from babyai.training.thought_weights import thought_weight_table
 from babyai.training.validation import demo_metrics, success_metrics
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,11 @@ class Trainer:
         if config.episodes is not None and len(self.train_data) < config.episodes:
             raise UserError(f"--episodes {config.episodes}: {demos} holds only "
                             f"{len(self.train_data)} episodes")
+        self.family_weights: dict[str, float] = {}
+        if config.thought_weights is not None:
+            data = self.train_data
+            data.thought_weights, self.family_weights = thought_weight_table(
+                config.thought_weights, data.thought_texts, data.thought_ids)
         self.vocab = self.train_data.vocab
         self.valid_data = load_dataset(valid, env=config.env, vocab=self.vocab)
         check_validation_seeds(config, self.train_data.seeds.tolist())
@@ -320,6 +326,10 @@ class Trainer:
                      len(self.train_data), self.train_data.num_steps, self.config.env,
                      len(self.valid_data), sum(p.numel() for p in self.agent.parameters()),
                      self.device, f" x{self.dist.world_size} ranks" if self.dist.enabled else "")
+            if self.family_weights:
+                log.info("thought-loss weights (mean 1 over the training steps): %s",
+                         ", ".join(f"{family} {weight:.2f}" for family, weight in
+                                   sorted(self.family_weights.items(), key=lambda kv: -kv[1])))
 
     def _summary(self, row: dict[str, Any]) -> TrainSummary:
         state = self.state

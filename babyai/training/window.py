@@ -30,6 +30,7 @@ class WindowOutput(NamedTuple):
     mission_rows: torch.Tensor | None = None  # [N] row of `missions` of every step
     """`missions` and `mission_rows` are set only for a thought decoder that reads the
     mission: `missions.index(mission_rows[k])` is step k's mission."""
+    thought_weights: torch.Tensor | None = None  # [N] thought-loss weight of every step
 
 
 def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Memory,
@@ -50,6 +51,7 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
     else:  # lanes: the batch's missions encoded once, gathered per step
         all_missions = agent.encode_missions(missions)
     logits, actions, targets, upper_h, upper_c, mission_rows = [], [], [], [], [], []
+    weights = []
     reads_mission = agent.thought_decoder_reads_mission
     use_thoughts = agent.config.use_thoughts
     table = None
@@ -80,6 +82,8 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
             targets.append(target)
             upper_h.append(memory.upper_h)
             upper_c.append(memory.upper_c)
+            if window.thought_weights is not None:
+                weights.append(window.thought_weights[t, :active])
         if reads_mission:
             mission_rows.append(torch.arange(active, device=window.actions.device)
                                 if window.mission_index is None
@@ -94,4 +98,5 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
             step_missions = decoder_missions.index(rows_of_steps) if reads_mission else None
             thought_logits = agent.thought_logits(all_h, all_c, thought_targets, step_missions)
     return WindowOutput(torch.cat(logits), torch.cat(actions), thought_logits,
-                        thought_targets, all_h, all_c, decoder_missions, rows_of_steps), memory
+                        thought_targets, all_h, all_c, decoder_missions, rows_of_steps,
+                        torch.cat(weights) if weights else None), memory
