@@ -8,7 +8,8 @@ import pytest
 from babyai.agent.records import EpisodeRecord, ObjectRef, StepEvent
 from babyai.commands import failure_modes
 from babyai.common.errors import UserError
-from babyai.evaluation.failure_modes import count_mode, has_key_loop, picks_unnamed_key
+from babyai.evaluation.failure_modes import (count_mode, has_key_loop, pickup_discrimination,
+                                             picks_unnamed_key, thought_says)
 
 KEY = ObjectRef("key", "green")
 BOX = ObjectRef("box", "blue", requested=True)
@@ -67,6 +68,38 @@ def test_command_groups_cognitive_bins_and_pools_files(tmp_path, capsys):
     assert "key_loop" in out
     # thought errors over both files, bins 1-4: LOOP twice and UNLOCK_AS_BOT, 2 + 2 + 1 steps
     assert "bins 1-4: 5 steps: match 60.0%" in out
+    # LOOP (twice) presses pickup facing the key under "unlock green door"; CLEAN picks up
+    # the box its thought names
+    assert ("bins 1-4: names it 0 steps, nan% picked up; names another 0 steps, nan% picked "
+            "up; no pick-up 2 steps, 100.0% picked up") in out
+    assert "bins 5-9: names it 1 steps, 100.0% picked up;" in out
+
+
+def test_pickup_discrimination_by_what_the_thought_says():
+    assert thought_says("pickup red key to complete pickup mission", "red", "key") == "names it"
+    assert thought_says("pickup key to unlock the door", "red", "key") == "names it"
+    assert thought_says("remove blocking object blue ball", "red", "ball") == "names another"
+    assert thought_says("pickup red key to complete pickup mission", "red", "ball") == "names another"
+    assert thought_says("drop red key to complete putnext mission", "red", "key") == "no pick-up"
+    red_key, red_ball = ObjectRef("key", "red"), ObjectRef("ball", "red")
+    door = ObjectRef("door", "red")
+    wanted = "pickup red key to complete pickup mission"
+    record = EpisodeRecord(
+        seed=1, mission="pick up the red key", success=True,
+        thoughts=[wanted, wanted, wanted, wanted, "explore unseen area", wanted, wanted],
+        events=[StepEvent(3, red_ball, None, red_ball),   # names another: picked up
+                StepEvent(4, None, red_ball, None),       # hands full / nothing in front: skipped
+                StepEvent(0, red_ball, None, None),       # names another: turned away
+                StepEvent(2, door, None, None),           # a door: skipped
+                StepEvent(3, red_ball, None, None),       # no pick-up thought, pressed pickup
+                StepEvent(3, red_key, red_ball, red_ball),  # hands full: skipped
+                StepEvent(3, red_key, None, red_key)])    # names it: picked up
+    counts = pickup_discrimination([record, EpisodeRecord(seed=2, mission="x", success=False,
+                                                          events=[StepEvent(3, red_key, None,
+                                                                            red_key)])])
+    assert counts.steps == {"names it": 1, "names another": 2, "no pick-up": 1}
+    assert counts.pickups == {"names it": 1, "names another": 1, "no pick-up": 1}
+    assert counts.rate("names another") == 0.5
 
 
 def test_missing_and_corrupt_files_are_one_line_errors(tmp_path):

@@ -1,4 +1,5 @@
-"""Two failure modes in an OOD evaluation's episodes: the key loop and unnamed keys.
+"""Failure modes in an OOD evaluation's episodes: the key loop, unnamed keys, and what the
+lower level picks up.
 
     python scripts/failure_modes.py storage/reports/<set>/episodes.jsonl [more.jsonl ...]
 
@@ -6,8 +7,11 @@ Reads the `episodes.jsonl` of `tc-evaluate-levels` (of `tc-study --ood-levels`:
 reports/<study>/ood/<run>/episodes.jsonl), groups the cognitive-difficulty episodes into
 bins below and from `--hard-from`, and prints per file and group: how many episodes show
 each mode, and the success with and without it (see babyai/evaluation/failure_modes.py);
-then, over all files, each group's thought errors (the kinds of `thought_errors.csv`).
-The key loop needs the bot's thoughts (`--thought-agreement`); without them it reads 0.
+then, over all files, each group's thought errors (the kinds of `thought_errors.csv`) and
+its pick-up discrimination: facing a key, ball or box with empty hands, how often the agent
+presses pickup when the thought in force names that object, names another, or is no pick-up
+(TC episodes; the bot: 99%, 0%, 0%). The key loop needs the bot's thoughts
+(`--thought-agreement`); without them it reads 0.
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from babyai.common.cli import positive_int, run
 from babyai.common.errors import UserError
 from babyai.common.flags import Parser
 from babyai.evaluation.difficulty import check_hard_from, mission_group
-from babyai.evaluation.failure_modes import MODES, ModeCount, count_mode
+from babyai.evaluation.failure_modes import (MODES, THOUGHT_SAYS, ModeCount, PickupCounts,
+                                             count_mode, pickup_discrimination)
 from babyai.evaluation.level_episodes import cognitive_levels, read_level_episodes
 
 
@@ -76,7 +81,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
         shares = ", ".join(f"{kind} {share:.1%}" for kind, share in errors.shares().items())
         print(f"  bins {group}: {errors.steps} steps: {shares}; pick-ups "
               f"{errors.mission_objects} / {errors.foreign_objects}")
+    print("\npick-up discrimination, all files (steps facing a key, ball or box with empty "
+          "hands; share where the agent pressed pickup, by what the thought in force says):")
+    for group, records in everything.items():
+        print(f"  bins {group}: {describe_pickups(pickup_discrimination(records))}")
     return report
+
+
+def describe_pickups(counts: PickupCounts) -> str:
+    if not sum(counts.steps.values()):
+        return "no such step with a thought (a BC run records none)"
+    return "; ".join(f"{says} {counts.steps[says]} steps, {counts.rate(says):.1%} picked up"
+                     for says in THOUGHT_SAYS)
 
 
 def cli() -> int:
