@@ -70,9 +70,9 @@ def test_command_groups_cognitive_bins_and_pools_files(tmp_path, capsys):
     assert "bins 1-4: 5 steps: match 60.0%" in out
     # LOOP (twice) presses pickup facing the key under "unlock green door"; CLEAN picks up
     # the box its thought names
-    assert ("bins 1-4: names it 0 steps, nan% picked up; names another 0 steps, nan% picked "
+    assert ("own thoughts, bins 1-4: names it 0 steps, nan% picked up; names another 0 steps, nan% picked "
             "up; no pick-up 2 steps, 100.0% picked up") in out
-    assert "bins 5-9: names it 1 steps, 100.0% picked up;" in out
+    assert "own thoughts, bins 5-9: names it 1 steps, 100.0% picked up;" in out
 
 
 def test_pickup_discrimination_by_what_the_thought_says():

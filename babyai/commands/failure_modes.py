@@ -10,7 +10,8 @@ each mode, and the success with and without it (see babyai/evaluation/failure_mo
 then, over all files, each group's thought errors (the kinds of `thought_errors.csv`) and
 its pick-up discrimination: facing a key, ball or box with empty hands, how often the agent
 presses pickup when the thought in force names that object, names another, or is no pick-up
-(TC episodes; the bot: 99%, 0%, 0%). The key loop needs the bot's thoughts
+(TC episodes, per thought condition of the files' series, e.g. own thoughts and the bot's;
+the bot: 99%, 0%, 0%). The key loop needs the bot's thoughts
 (`--thought-agreement`); without them it reads 0.
 """
 from __future__ import annotations
@@ -28,13 +29,20 @@ from babyai.evaluation.failure_modes import (MODES, THOUGHT_SAYS, ModeCount, Pic
 from babyai.evaluation.level_episodes import cognitive_levels, read_level_episodes
 
 
-def read_episodes(path: Path, hard_from: int) -> dict[str, list[EpisodeRecord]]:
-    """The cognitive-bin episodes of one JSON-lines file, by group ("1-4", "5-9")."""
+def read_episodes(path: Path, hard_from: int,
+                  conditions: dict[tuple[str, str], list[EpisodeRecord]] | None = None
+                  ) -> dict[str, list[EpisodeRecord]]:
+    """The cognitive-bin episodes of one JSON-lines file, by group ("1-4", "5-9"); also
+    added to `conditions` by (thought condition, group) when given."""
     groups: dict[str, list[EpisodeRecord]] = {mission_group(1, hard_from): [],
                                               mission_group(hard_from, hard_from): []}
     for episode in read_level_episodes(path):
+        condition = episode.series.removeprefix(episode.model).strip(" ()") or "own thoughts"
         for level in cognitive_levels(episode, path):  # it can sit in a behavioural bin too
-            groups[mission_group(level, hard_from)].append(episode.record)
+            group = mission_group(level, hard_from)
+            groups[group].append(episode.record)
+            if conditions is not None:
+                conditions.setdefault((condition, group), []).append(episode.record)
     return groups
 
 
@@ -58,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
     check_hard_from(args.hard_from)
     report: dict[str, dict[str, dict[str, ModeCount]]] = {}
     everything: dict[str, list[EpisodeRecord]] = {}
+    conditions: dict[tuple[str, str], list[EpisodeRecord]] = {}
     for path in args.episodes:
-        groups = read_episodes(path, args.hard_from)
+        groups = read_episodes(path, args.hard_from, conditions)
         report[str(path)] = {group: {mode: count_mode(mode, records) for mode in MODES}
                              for group, records in groups.items()}
         for group, records in groups.items():
@@ -81,10 +90,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
         shares = ", ".join(f"{kind} {share:.1%}" for kind, share in errors.shares().items())
         print(f"  bins {group}: {errors.steps} steps: {shares}; pick-ups "
               f"{errors.mission_objects} / {errors.foreign_objects}")
-    print("\npick-up discrimination, all files (steps facing a key, ball or box with empty "
-          "hands; share where the agent pressed pickup, by what the thought in force says):")
-    for group, records in everything.items():
-        print(f"  bins {group}: {describe_pickups(pickup_discrimination(records))}")
+    print("\npick-up discrimination, all files, by thought condition (steps facing a key, ball "
+          "or box with empty hands; share where the agent pressed pickup, by what the thought "
+          "in force says):")
+    for (condition, group), records in conditions.items():
+        print(f"  {condition}, bins {group}: {describe_pickups(pickup_discrimination(records))}")
     return report
 
 
