@@ -133,10 +133,14 @@ def test_plan_runs_share_demos_levels_and_frames(tmp_path):
     assert [args[args.index("--thought-decoder") + 1] for args in flags if "--thought-decoder" in args] \
         == ["mission", "mission"] and "--thought-decoder" not in flags[1]  # not for BC
     assert all("--thought-weights" not in args for args in flags)
-    config = StudyConfig(agents=("tc", "bc", "tc_nothought"), seeds=1, thought_weights="balanced")
+    assert all("--counterfactual-coef" not in args for args in flags)
+    config = StudyConfig(agents=("tc", "bc", "tc_nothought"), seeds=1, thought_weights="balanced",
+                         counterfactual_coef=0.5)
     flags = [run.args for run in plan_runs(config, mean_length=80.0, root=tmp_path)]
     assert flags[0][flags[0].index("--thought-weights") + 1] == "balanced"
-    assert "--thought-weights" not in flags[1] + flags[2]  # BC has no thought loss; 0 weighs 0
+    assert flags[0][flags[0].index("--counterfactual-coef") + 1] == "0.5"
+    for args in flags[1:]:  # BC has no thoughts; tc_nothought no thought loss, no teacher forcing
+        assert "--thought-weights" not in args and "--counterfactual-coef" not in args
 
 
 def test_summary_across_seeds():

@@ -354,6 +354,26 @@ class Agent(nn.Module):
         """
         return self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target, mission)
 
+    def read_thought(self, images: Tensor, mission: TextEncoding, memory: Memory,
+                     thought_tokens: Tensor) -> Tensor:
+        """The lower level's action logits for the thought `thought_tokens` ([B, Lt]) at the
+        step `memory` leads into, with nothing updated: the memory is not advanced and the
+        BatchNorm layers normalise with their running statistics without changing them
+        (a second, counterfactual reading of a training step; see
+        babyai.training.counterfactual). Gradients flow as usual."""
+        norms = [m for m in self.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+        for norm in norms:
+            norm.eval()
+        try:
+            visual = self.image_encoder(images)
+            logits, _, _ = self.policy(visual, mission, self.encode_thoughts(thought_tokens),
+                                       memory)
+        finally:
+            for norm in norms:
+                norm.train()
+        return logits
+
     @property
     def thought_decoder_reads_mission(self) -> bool:
         """Whether :meth:`thought_logits` needs each step's encoded mission."""

@@ -47,7 +47,8 @@ from babyai.agent.checkpoint import load_agent
 from babyai.agent.model import HISTORY_THOUGHTS, THOUGHT_DECODERS
 from babyai.agent.rollout import ORACLE_VERSION, RolloutOptions, run_episodes
 from babyai.common import storage
-from babyai.common.cli import choice_list, non_negative_int, positive_int, probability
+from babyai.common.cli import (choice_list, non_negative_float, non_negative_int, positive_int,
+                               probability)
 from babyai.common.errors import UserError
 from babyai.common.runtime import torch_threads
 from babyai.common.seeds import TRAINER_VALIDATION_START
@@ -127,6 +128,8 @@ class StudyConfig:
         "type": check_thought_weights, "metavar": "SPEC"})
     """TC's per-family thought-loss weights (the trainer's --thought-weights): `balanced`
     or FAMILY=W,... (default: all 1)."""
+    counterfactual_coef: float = field(default=0.0, metadata={"type": non_negative_float})
+    """TC's counterfactual pick-up term (the trainer's --counterfactual-coef; 0 = off)."""
     tf_fraction: float = 1 / 3
     """TC's teacher forcing is 1 for this fraction of the epochs, then falls linearly to 0
     at the last epoch (the paper: 10 of 160 epochs; 1 keeps it always on)."""
@@ -231,6 +234,8 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
                 args += ["--sg-coef", str(config.sg_coef)]
                 if config.thought_weights is not None:
                     args += ["--thought-weights", config.thought_weights]
+                if config.counterfactual_coef:
+                    args += ["--counterfactual-coef", str(config.counterfactual_coef)]
                 if config.tf_fraction < 1:
                     args += ["--stop-tf", str(stop_tf), "--tf-floor", str(config.tf_floor)]
             runs.append(StudyRun(agent, seed, name, "babyai.commands.train_tc", args))

@@ -90,6 +90,11 @@ class TrainConfig:
     """Weigh each step's thought NLL by its thought's family: `balanced` (the inverse square
     root of the family's share of the training steps) or `FAMILY=W,...` (others 1), scaled
     to mean 1 over the training steps (default: every thought weighs 1)."""
+    counterfactual_coef: float = 0.0
+    """Weight of the counterfactual pick-up term: at teacher-forced steps where the bot picks
+    up under a thought naming a colour, the lower level also reads the thought with another
+    colour (half the time another kind of object) and is penalised by -log(1 - p(pickup))
+    (0 = off, the paper's loss; see babyai/training/counterfactual.py)."""
     epochs: int = 20
     """Number of epochs."""
     epoch_length: int = 0
@@ -167,8 +172,8 @@ class TrainConfig:
             raise UserError(f"--episodes must be positive, got {self.episodes}")
         if self.max_grad_norm <= 0:
             raise UserError(f"--max-grad-norm must be positive, got {self.max_grad_norm}")
-        for name in ("entropy_coef", "sg_coef", "epoch_length", "val_seed", "val_episodes",
-                     "patience", "threads", "stop_tf"):
+        for name in ("entropy_coef", "sg_coef", "counterfactual_coef", "epoch_length", "val_seed",
+                     "val_episodes", "patience", "threads", "stop_tf"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
@@ -194,6 +199,11 @@ class TrainConfig:
             if not self.use_thoughts:
                 raise UserError("--thought-weights weighs the thought loss: a BC run has none")
             parse_thought_weights(self.thought_weights)
+        if self.counterfactual_coef > 0 and not self.use_thoughts:
+            raise UserError("--counterfactual-coef reads thoughts: a BC run has none")
+        if self.counterfactual_coef > 0 and not self.teacher_forcing:
+            raise UserError("--counterfactual-coef acts on teacher-forced steps: it needs "
+                            "teacher forcing")
         if not 0 <= self.tf_floor <= 1:
             raise UserError(f"--tf-floor must be in [0, 1], got {self.tf_floor}")
         if self.tf_floor > 0 and self.stop_tf is None:

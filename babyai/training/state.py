@@ -26,7 +26,8 @@ its result."""
 IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32", "tf_floor": 0.0,
                         "history_thoughts": "in_use", "teacher_forcing": True,
                         "cpu_precision": "fp32", "extra_demos": None, "init_from": None,
-                        "extra_demos_labels": "both"}
+                        "extra_demos_labels": "both", "thought_weights": None,
+                        "counterfactual_coef": 0.0}
 """TrainConfig fields added later, with what a run saved before they existed did."""
 
 

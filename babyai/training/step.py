@@ -20,6 +20,7 @@ from babyai.agent.model import Agent, Memory
 from babyai.common.errors import UserError
 from babyai.data.batch import Batch
 from babyai.training.config import TrainConfig
+from babyai.training.counterfactual import ThoughtSwap, unlikelihood
 from babyai.training.distributed import DistContext, all_reduce_gradients, all_reduce_sum
 from babyai.training.loss import imitation_loss, thought_nll
 from babyai.training.window import WindowOutput, run_window
@@ -42,6 +43,8 @@ class BatchStep:
     scaler: torch.amp.GradScaler
     device: torch.device
     dist: DistContext
+    swap: ThoughtSwap | None = None
+    """The counterfactual thoughts of `--counterfactual-coef` (None: off)."""
 
     @property
     def amp(self) -> bool:
@@ -81,10 +84,15 @@ class BatchStep:
                 with self.autocast():
                     output, memory = run_window(self.agent, window, missions, memory,
                                                 teacher_forcing, with_thought_logits=False,
-                                                history_thought=config.history_thoughts)
+                                                history_thought=config.history_thoughts,
+                                                swap=self.swap)
                 parts = imitation_loss(output.action_logits, output.actions,
                                        entropy_coef=config.entropy_coef,
                                        denominator=total_steps)
+                if output.counterfactual_logits is not None:
+                    parts = parts._replace(total=parts.total + config.counterfactual_coef
+                                           * unlikelihood(output.counterfactual_logits).sum()
+                                           / total_steps)
                 roots, grads = [self.scaler.scale(parts.total)], [None]
                 thought = 0.0
                 if output.upper_h is not None:

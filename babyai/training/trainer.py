@@ -42,6 +42,7 @@ from babyai.demos.files import check_pair
 from babyai.training import distributed
 from babyai.training.callbacks import EarlyStopping
 from babyai.training.config import TrainConfig
+from babyai.training.counterfactual import ThoughtSwap
 from babyai.training.distributed import DistContext, dist_context_from_env
 from babyai.training.logger import MetricLogger
 from babyai.training.schedules import learning_rate, teacher_forcing_draws, teacher_forcing_prob
@@ -114,8 +115,10 @@ class Trainer:
                                           eps=config.optim_eps)
         self.amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        swap = (ThoughtSwap.from_vocab(self.vocab).to(self.device)
+                if config.counterfactual_coef > 0 else None)
         self.step = BatchStep(config, self.agent, self.optimizer, self.scaler, self.device,
-                              self.dist)
+                              self.dist, swap)
         self.sampler = EpochSampler(len(self.train_data), config.epoch_length, config.seed)
         self.state = TrainState()
         self.early_stopping = EarlyStopping(config.patience)

@@ -15,6 +15,7 @@ import torch
 
 from babyai.agent.model import Agent, Memory, TextEncoding
 from babyai.data.batch import Window
+from babyai.training.counterfactual import ThoughtSwap
 
 
 class WindowOutput(NamedTuple):
@@ -31,17 +32,23 @@ class WindowOutput(NamedTuple):
     """`missions` and `mission_rows` are set only for a thought decoder that reads the
     mission: `missions.index(mission_rows[k])` is step k's mission."""
     thought_weights: torch.Tensor | None = None  # [N] thought-loss weight of every step
+    counterfactual_logits: torch.Tensor | None = None
+    """[K, A] the lower level's action logits at the window's pick-up steps read with a
+    thought that names another object (only when asked for with `swap`)."""
 
 
 def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Memory,
                teacher_forcing: bool, with_thought_logits: bool = True,
-               history_thought: str = "in_use") -> tuple[WindowOutput, Memory]:
+               history_thought: str = "in_use",
+               swap: ThoughtSwap | None = None) -> tuple[WindowOutput, Memory]:
     """Run the agent once per step over one window, on the active rows only.
 
     Args:
         missions: [B, L] mission tokens of the batch (encoded here, inside the window's graph).
         memory: the memory carried in, one row per row active at the window's first step.
         history_thought: what the thought history reads (see :meth:`Agent.forward`).
+        swap: with teacher forcing, also read each pick-up step with a counterfactual
+            thought (see babyai.training.counterfactual).
     Returns the window's outputs and the memory after its last step (rows still active).
     """
     rows = window.active[0]
@@ -51,9 +58,10 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
     else:  # lanes: the batch's missions encoded once, gathered per step
         all_missions = agent.encode_missions(missions)
     logits, actions, targets, upper_h, upper_c, mission_rows = [], [], [], [], [], []
-    weights = []
+    weights, counterfactual = [], []
     reads_mission = agent.thought_decoder_reads_mission
     use_thoughts = agent.config.use_thoughts
+    swap = swap if (swap is not None and use_thoughts and teacher_forcing) else None
     table = None
     if use_thoughts and teacher_forcing:
         # each distinct thought of the window through the BiGRU once, gathered per step
@@ -72,6 +80,11 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
             memory = memory.mask(~window.starts[t, :active])
         target = window.thoughts[t, :active] if use_thoughts else None
         encoding = table.index((t, slice(0, active))) if table is not None else None
+        if swap is not None:
+            picked = swap.select(target, window.actions[t, :active]).nonzero().squeeze(1)
+            if len(picked):  # read once for the whole window, below
+                counterfactual.append((window.images[t, picked], mission.index(picked),
+                                       memory.index(picked), swap.swap(target[picked])))
         out = agent(window.images[t, :active], mission, memory, thought_target=target,
                     teacher_forcing=teacher_forcing, with_thought_logits=False,
                     thought_encoding=encoding, history_thought=history_thought)
@@ -97,6 +110,13 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
         if with_thought_logits:
             step_missions = decoder_missions.index(rows_of_steps) if reads_mission else None
             thought_logits = agent.thought_logits(all_h, all_c, thought_targets, step_missions)
+    counterfactual_logits = None
+    if counterfactual:
+        images, step_missions, memories, tokens = zip(*counterfactual)
+        counterfactual_logits = agent.read_thought(
+            torch.cat(images), TextEncoding(*(torch.cat(part) for part in zip(*step_missions))),
+            Memory(*(torch.cat(part) for part in zip(*memories))), torch.cat(tokens))
     return WindowOutput(torch.cat(logits), torch.cat(actions), thought_logits,
                         thought_targets, all_h, all_c, decoder_missions, rows_of_steps,
-                        torch.cat(weights) if weights else None), memory
+                        torch.cat(weights) if weights else None,
+                        counterfactual_logits), memory

@@ -1,0 +1,149 @@
+"""Counterfactual pick-up thoughts (`--counterfactual-coef`): which steps, the swapped
+thoughts, the unlikelihood term, the second reading that changes nothing, and the flag."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from synthetic_demos import write_demos
+
+from babyai.agent.model import ModelConfig, build_agent
+from babyai.commands import train_bc, train_tc
+from babyai.common.errors import UserError
+from babyai.data.vocab import Vocabulary
+from babyai.training import step as step_module
+from babyai.training.config import TrainConfig
+from babyai.training.counterfactual import PICKUP, ThoughtSwap, unlikelihood
+from babyai.training.trainer import Trainer
+from babyai.training.window import run_window
+
+ENV = "BabyAI-GoToRedBall-v0"
+SENTENCES = ["pickup red ball to complete pickup mission", "remove blocking object grey key",
+             "pickup key to unlock the door", "open blue door", "drop green box to complete "
+             "putnext mission", "pick up the yellow box"]
+VOCAB = Vocabulary.build(SENTENCES)
+
+
+def tokens(sentences: list[str]) -> torch.Tensor:
+    rows = [VOCAB.encode_thought(text) for text in sentences]
+    width = max(map(len, rows))
+    return torch.tensor([row + [0] * (width - len(row)) for row in rows])
+
+
+def test_only_pickups_under_a_thought_naming_a_colour_are_selected():
+    swap = ThoughtSwap.from_vocab(VOCAB)
+    thoughts = tokens(SENTENCES[:5] + SENTENCES[:1])
+    actions = torch.tensor([PICKUP, PICKUP, PICKUP, PICKUP, PICKUP, 2])
+    # no colour in "pickup key ..."; "open" and "drop" are not pick-up thoughts; a turn is not a pick-up
+    assert swap.select(thoughts, actions).tolist() == [True, True, False, False, False, False]
+
+
+def test_swapped_thoughts_name_another_object_and_keep_the_rest():
+    swap = ThoughtSwap.from_vocab(VOCAB)
+    sentences = ["pickup red ball to complete pickup mission",
+                 "remove blocking object grey key"] * 100
+    before = tokens(sentences)
+    after = swap.swap(before, generator=torch.Generator().manual_seed(0))
+    kinds_changed = 0
+    for old, new in zip(before.tolist(), after.tolist()):
+        old_words, new_words = VOCAB.decode(old).split(), VOCAB.decode(new).split()
+        assert len(old_words) == len(new_words)
+        changed = [(a, b) for a, b in zip(old_words, new_words) if a != b]
+        colour = [(a, b) for a, b in changed if a in ("red", "grey")]
+        assert len(colour) == 1 and colour[0][1] in ("red", "green", "blue", "yellow", "grey")
+        kind = [(a, b) for a, b in changed if a in ("ball", "key")]
+        assert len(changed) == len(colour) + len(kind)  # nothing else changes
+        kinds_changed += bool(kind)
+        assert all(b in ("ball", "key", "box") for _, b in kind)
+    assert 70 <= kinds_changed <= 130  # about half of the rows
+
+
+def test_unlikelihood_is_minus_log_of_not_picking_up():
+    logits = torch.tensor([[0.0, 1.0, -1.0, 2.0, 0.5, 0.0, 0.0], [3.0, 0.0, 0.0, -4.0, 0, 0, 0]])
+    p = torch.softmax(logits, dim=-1)[:, PICKUP]
+    torch.testing.assert_close(unlikelihood(logits), -torch.log1p(-p))
+
+
+def test_the_second_reading_uses_running_statistics_and_changes_none_of_them():
+    torch.manual_seed(0)
+    agent = build_agent(ModelConfig(len(VOCAB), image_dim=16, memory_dim=24, instr_dim=16))
+    agent.train()
+    images = torch.randint(0, 6, (3, 7, 7, 3))
+    mission = agent.encode_missions(tokens(SENTENCES[:3])[:, 1:])
+    memory = agent.initial_memory(3)
+    thought = tokens(SENTENCES[:3])
+    stats = {name: buffer.clone() for name, buffer in agent.named_buffers()}
+    logits = agent.read_thought(images, mission, memory, thought)
+    for name, buffer in agent.named_buffers():
+        torch.testing.assert_close(buffer, stats[name], msg=name)
+    assert all(module.training for module in agent.modules())
+    logits[:, PICKUP].sum().backward()
+    assert agent.policy.actor[0].weight.grad is not None
+    agent.eval()  # the same numbers as the policy in evaluation mode
+    expected, _, _ = agent.policy(agent.image_encoder(images), mission,
+                                  agent.encode_thoughts(thought), memory)
+    torch.testing.assert_close(logits, expected)
+
+
+@pytest.fixture
+def demos(tmp_path):
+    write_demos(tmp_path, count=14, valid_count=4)
+    return tmp_path
+
+
+def _step(demos, coef: float, monkeypatch):
+    torch.manual_seed(0)
+    trainer = Trainer(TrainConfig(env=ENV, demos="synth", storage=str(demos), memory_dim=24,
+                                  instr_dim=16, image_dim=16, batch_size=6, recurrence=4,
+                                  conv_precision="fp32", val_episodes=0, device="cpu",
+                                  dropout=0.0, max_grad_norm=1e9, counterfactual_coef=coef,
+                                  layout="episodes", model=f"cf{coef}"))
+    monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
+    trainer.initial_buffers = {n: b.clone() for n, b in trainer.agent.named_buffers()}
+    batch = trainer.train_data.batch(range(14))
+    metrics = trainer.train_batch(batch, True, batch.num_steps)
+    grads = {n: p.grad.clone() for n, p in trainer.agent.named_parameters() if p.grad is not None}
+    buffers = {n: b.clone() for n, b in trainer.agent.named_buffers()}
+    return trainer, batch, metrics, grads, buffers
+
+
+def test_the_term_adds_to_the_loss_and_leaves_the_real_steps_as_they_were(demos, monkeypatch):
+    swap_drawn = ThoughtSwap.swap  # the same swap for the same thoughts, call after call
+    monkeypatch.setattr(ThoughtSwap, "swap", lambda self, thoughts, generator=None: swap_drawn(
+        self, thoughts, torch.Generator().manual_seed(0)))
+    trainer, batch, plain, plain_grads, plain_buffers = _step(demos, 0.0, monkeypatch)
+    assert trainer.step.swap is None
+    trainer, batch, counter, counter_grads, counter_buffers = _step(demos, 0.5, monkeypatch)
+    # what the term adds, computed directly: the window's second readings
+    swap, agent = trainer.step.swap, trainer.agent
+    memory, missions, added, picked = agent.initial_memory(len(batch)), batch.mission_tensor("cpu"), 0.0, 0
+    for name, buffer in agent.named_buffers():  # replay the step from the same statistics
+        buffer.copy_(trainer.initial_buffers[name])
+    with torch.no_grad():
+        for window in batch.windows(4, "cpu"):
+            output, memory = run_window(agent, window, missions, memory, True,
+                                        with_thought_logits=False, swap=swap)
+            if output.counterfactual_logits is not None:
+                picked += len(output.counterfactual_logits)
+                added += float(unlikelihood(output.counterfactual_logits).sum())
+    assert picked > 0
+    assert counter["loss"] == pytest.approx(plain["loss"] + 0.5 * added / batch.num_steps, rel=1e-4)
+    assert counter["action_nll"] == pytest.approx(plain["action_nll"])
+    for name in plain_buffers:  # BatchNorm statistics: only the real steps count
+        torch.testing.assert_close(counter_buffers[name], plain_buffers[name], msg=name)
+    assert not torch.allclose(counter_grads["policy.actor.0.weight"],
+                              plain_grads["policy.actor.0.weight"])
+    torch.testing.assert_close(counter_grads["thinker.decoder.weight_hh_l0"],
+                               plain_grads["thinker.decoder.weight_hh_l0"])
+
+
+def test_flag_errors(demos):
+    base = ["--env", ENV, "--demos", "synth", "--storage", str(demos), "--epochs", "1",
+            "--val-episodes", "0"]
+    with pytest.raises(UserError, match="needs teacher forcing"):
+        train_tc.main(base + ["--counterfactual-coef", "1", "--no-teacher-forcing",
+                              "--sg-coef", "0"])
+    with pytest.raises(UserError, match="must be >= 0"):
+        train_tc.main(base + ["--counterfactual-coef", "-1"])
+    with pytest.raises(UserError, match="unrecognized"):
+        train_bc.main(base + ["--counterfactual-coef", "1"])
