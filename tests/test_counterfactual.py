@@ -14,6 +14,7 @@ from babyai.data.vocab import Vocabulary
 from babyai.training import step as step_module
 from babyai.training.config import TrainConfig
 from babyai.training.counterfactual import PICKUP, ThoughtSwap, unlikelihood
+from babyai.training.loss import imitation_loss
 from babyai.training.trainer import Trainer
 from babyai.training.window import run_window
 
@@ -64,25 +65,29 @@ def test_unlikelihood_is_minus_log_of_not_picking_up():
     torch.testing.assert_close(unlikelihood(logits), -torch.log1p(-p))
 
 
-def test_the_second_reading_uses_running_statistics_and_changes_none_of_them():
+def test_the_second_reading_is_the_lower_level_on_the_swapped_thought_and_changes_nothing():
     torch.manual_seed(0)
-    agent = build_agent(ModelConfig(len(VOCAB), image_dim=16, memory_dim=24, instr_dim=16))
-    agent.train()
+    agent = build_agent(ModelConfig(len(VOCAB), image_dim=16, memory_dim=24, instr_dim=16)).eval()
     images = torch.randint(0, 6, (3, 7, 7, 3))
     mission = agent.encode_missions(tokens(SENTENCES[:3])[:, 1:])
     memory = agent.initial_memory(3)
+    memory = memory._replace(lower_h=torch.randn_like(memory.lower_h))
     thought = tokens(SENTENCES[:3])
-    stats = {name: buffer.clone() for name, buffer in agent.named_buffers()}
-    logits = agent.read_thought(images, mission, memory, thought)
-    for name, buffer in agent.named_buffers():
-        torch.testing.assert_close(buffer, stats[name], msg=name)
-    assert all(module.training for module in agent.modules())
-    logits[:, PICKUP].sum().backward()
+    swapped = tokens(["pickup grey ball to complete pickup mission",
+                      "remove blocking object red key"])
+    rows = torch.tensor([0, 1])
+    plain = agent(images, mission, memory, thought_target=thought)
+    both = agent(images, mission, memory, thought_target=thought, counterfactual=(rows, swapped))
+    assert plain.counterfactual_logits is None
+    torch.testing.assert_close(both.action_logits, plain.action_logits)  # rows independent in eval
+    for mine, theirs in zip(both.memory, plain.memory):
+        torch.testing.assert_close(mine, theirs)
+    alone = agent(images[rows], mission.index(rows), memory.index(rows), thought_target=swapped)
+    torch.testing.assert_close(both.counterfactual_logits, alone.action_logits)
+    agent.train()  # in training, one pass: the real rows' BatchNorm statistics include them
+    out = agent(images, mission, memory, thought_target=thought, counterfactual=(rows, swapped))
+    out.counterfactual_logits[:, PICKUP].sum().backward()
     assert agent.policy.actor[0].weight.grad is not None
-    agent.eval()  # the same numbers as the policy in evaluation mode
-    expected, _, _ = agent.policy(agent.image_encoder(images), mission,
-                                  agent.encode_thoughts(thought), memory)
-    torch.testing.assert_close(logits, expected)
 
 
 @pytest.fixture
@@ -91,50 +96,43 @@ def demos(tmp_path):
     return tmp_path
 
 
-def _step(demos, coef: float, monkeypatch):
+def test_the_term_joins_the_loss_as_computed_directly(demos, monkeypatch):
+    swap_drawn = ThoughtSwap.swap  # the same swap for the same thoughts, call after call
+    monkeypatch.setattr(ThoughtSwap, "swap", lambda self, thoughts, generator=None: swap_drawn(
+        self, thoughts, torch.Generator().manual_seed(0)))
+    monkeypatch.setattr(step_module, "THOUGHT_CHUNK", 7)
     torch.manual_seed(0)
     trainer = Trainer(TrainConfig(env=ENV, demos="synth", storage=str(demos), memory_dim=24,
                                   instr_dim=16, image_dim=16, batch_size=6, recurrence=4,
                                   conv_precision="fp32", val_episodes=0, device="cpu",
-                                  dropout=0.0, max_grad_norm=1e9, counterfactual_coef=coef,
-                                  layout="episodes", model=f"cf{coef}"))
+                                  dropout=0.0, max_grad_norm=1e9, counterfactual_coef=0.5,
+                                  layout="episodes", model="cf"))
     monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
-    trainer.initial_buffers = {n: b.clone() for n, b in trainer.agent.named_buffers()}
+    agent, swap = trainer.agent, trainer.step.swap
+    assert swap is not None
+    initial = {name: buffer.clone() for name, buffer in agent.named_buffers()}
     batch = trainer.train_data.batch(range(14))
     metrics = trainer.train_batch(batch, True, batch.num_steps)
-    grads = {n: p.grad.clone() for n, p in trainer.agent.named_parameters() if p.grad is not None}
-    buffers = {n: b.clone() for n, b in trainer.agent.named_buffers()}
-    return trainer, batch, metrics, grads, buffers
-
-
-def test_the_term_adds_to_the_loss_and_leaves_the_real_steps_as_they_were(demos, monkeypatch):
-    swap_drawn = ThoughtSwap.swap  # the same swap for the same thoughts, call after call
-    monkeypatch.setattr(ThoughtSwap, "swap", lambda self, thoughts, generator=None: swap_drawn(
-        self, thoughts, torch.Generator().manual_seed(0)))
-    trainer, batch, plain, plain_grads, plain_buffers = _step(demos, 0.0, monkeypatch)
-    assert trainer.step.swap is None
-    trainer, batch, counter, counter_grads, counter_buffers = _step(demos, 0.5, monkeypatch)
-    # what the term adds, computed directly: the window's second readings
-    swap, agent = trainer.step.swap, trainer.agent
-    memory, missions, added, picked = agent.initial_memory(len(batch)), batch.mission_tensor("cpu"), 0.0, 0
     for name, buffer in agent.named_buffers():  # replay the step from the same statistics
-        buffer.copy_(trainer.initial_buffers[name])
+        buffer.copy_(initial[name])
+    memory, missions = agent.initial_memory(len(batch)), batch.mission_tensor("cpu")
+    total, added, picked = 0.0, 0.0, 0
     with torch.no_grad():
         for window in batch.windows(4, "cpu"):
-            output, memory = run_window(agent, window, missions, memory, True,
-                                        with_thought_logits=False, swap=swap)
+            output, memory = run_window(agent, window, missions, memory, True, swap=swap)
+            parts = imitation_loss(output.action_logits, output.actions, output.thought_logits,
+                                   output.thought_targets, sg_coef=2.0,
+                                   denominator=batch.num_steps)
+            total += float(parts.total)
             if output.counterfactual_logits is not None:
                 picked += len(output.counterfactual_logits)
                 added += float(unlikelihood(output.counterfactual_logits).sum())
     assert picked > 0
-    assert counter["loss"] == pytest.approx(plain["loss"] + 0.5 * added / batch.num_steps, rel=1e-4)
-    assert counter["action_nll"] == pytest.approx(plain["action_nll"])
-    for name in plain_buffers:  # BatchNorm statistics: only the real steps count
-        torch.testing.assert_close(counter_buffers[name], plain_buffers[name], msg=name)
-    assert not torch.allclose(counter_grads["policy.actor.0.weight"],
-                              plain_grads["policy.actor.0.weight"])
-    torch.testing.assert_close(counter_grads["thinker.decoder.weight_hh_l0"],
-                               plain_grads["thinker.decoder.weight_hh_l0"])
+    assert metrics["loss"] == pytest.approx(total + 0.5 * added / batch.num_steps, rel=1e-4)
+    off = Trainer(TrainConfig(env=ENV, demos="synth", storage=str(demos), memory_dim=24,
+                              instr_dim=16, image_dim=16, val_episodes=0, device="cpu",
+                              model="off"))
+    assert off.step.swap is None
 
 
 def test_flag_errors(demos):

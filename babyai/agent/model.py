@@ -129,6 +129,9 @@ class AgentOutput(NamedTuple):
     thought_logits: Tensor | None  # [B, Lt-1, vocab]: predictions of thought_target[:, 1:]
     thought_tokens: Tensor | None  # [B, <=15] greedy thought: words, EOS, then PAD
     memory: Memory
+    counterfactual_logits: Tensor | None = None
+    """[K, num_actions]: the lower level's action logits for the `counterfactual` rows read
+    with their counterfactual thoughts (only when asked for)."""
 
 
 # --------------------------------------------------------------------------- the two levels
@@ -278,7 +281,8 @@ class Agent(nn.Module):
     def forward(self, images: Tensor, mission: TextEncoding, memory: Memory,
                 thought_target: Tensor | None = None, teacher_forcing: bool | Tensor = True,
                 with_thought_logits: bool = True, thought_encoding: TextEncoding | None = None,
-                policy_thought: str = "in_use", history_thought: str = "in_use") -> AgentOutput:
+                policy_thought: str = "in_use", history_thought: str = "in_use",
+                counterfactual: tuple[Tensor, Tensor] | None = None) -> AgentOutput:
         """One step for a batch of agents (see the module docstring).
 
         `teacher_forcing` may be one bool for the batch or a [B] bool tensor: rows where it
@@ -296,6 +300,11 @@ class Agent(nn.Module):
         `history_thought="own"` makes the thought history read the agent's generated thought
         even where the lower level is teacher-forced: teacher forcing then shapes only what
         the lower level learns to read, and the upper level trains on its own history.
+        `counterfactual=(rows, tokens)` also has the lower level read rows `rows` ([K]) of
+        the batch with the thoughts `tokens` ([K, Lt]) instead of theirs, in the same pass
+        as the real rows (so BatchNorm normalises both alike); their action logits come
+        back as `counterfactual_logits` and change nothing else (see
+        babyai.training.counterfactual).
         """
         if policy_thought not in POLICY_THOUGHTS:
             raise ValueError(f"policy_thought must be one of {POLICY_THOUGHTS}, got {policy_thought!r}")
@@ -340,9 +349,20 @@ class Agent(nn.Module):
             thought = TextEncoding(torch.zeros_like(thought.features), thought.mask)
         elif policy_thought == "shuffled":
             thought = TextEncoding(thought.features.roll(1, dims=0), thought.mask.roll(1, dims=0))
-        logits, value, (lower_h, lower_c) = self.policy(visual, mission, thought, memory)
+        if counterfactual is None:
+            logits, value, (lower_h, lower_c) = self.policy(visual, mission, thought, memory)
+            counterfactual_logits = None
+        else:
+            rows, tokens = counterfactual
+            n = len(visual)
+            logits, value, (lower_h, lower_c) = self.policy(
+                torch.cat([visual, visual[rows]]), _cat_text(mission, mission.index(rows)),
+                _cat_text(thought, self.encode_thoughts(tokens)),
+                Memory(*(torch.cat([field, field[rows]]) for field in memory)))
+            counterfactual_logits = logits[n:]
+            logits, value, lower_h, lower_c = logits[:n], value[:n], lower_h[:n], lower_c[:n]
         new_memory = Memory(upper_h, upper_c, lower_h, lower_c, history_h, history_c)
-        return AgentOutput(logits, value, predicted, generated, new_memory)
+        return AgentOutput(logits, value, predicted, generated, new_memory, counterfactual_logits)
 
     def thought_logits(self, upper_h: Tensor, upper_c: Tensor, thought_target: Tensor,
                        mission: TextEncoding | None = None) -> Tensor:
@@ -354,30 +374,23 @@ class Agent(nn.Module):
         """
         return self.thinker.teacher_forced_logits((upper_h, upper_c), thought_target, mission)
 
-    def read_thought(self, images: Tensor, mission: TextEncoding, memory: Memory,
-                     thought_tokens: Tensor) -> Tensor:
-        """The lower level's action logits for the thought `thought_tokens` ([B, Lt]) at the
-        step `memory` leads into, with nothing updated: the memory is not advanced and the
-        BatchNorm layers normalise with their running statistics without changing them
-        (a second, counterfactual reading of a training step; see
-        babyai.training.counterfactual). Gradients flow as usual."""
-        norms = [m for m in self.modules()
-                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
-        for norm in norms:
-            norm.eval()
-        try:
-            visual = self.image_encoder(images)
-            logits, _, _ = self.policy(visual, mission, self.encode_thoughts(thought_tokens),
-                                       memory)
-        finally:
-            for norm in norms:
-                norm.train()
-        return logits
-
     @property
     def thought_decoder_reads_mission(self) -> bool:
         """Whether :meth:`thought_logits` needs each step's encoded mission."""
         return self.config.use_thoughts and self.thinker.reads_mission
+
+
+def _cat_text(first: TextEncoding, second: TextEncoding) -> TextEncoding:
+    """The rows of two encodings in one, the shorter padded (masked out) to the longer."""
+    width = max(first.features.shape[1], second.features.shape[1])
+
+    def pad(text: TextEncoding) -> TextEncoding:
+        extra = width - text.features.shape[1]
+        return TextEncoding(torch.nn.functional.pad(text.features, (0, 0, 0, extra)),
+                            torch.nn.functional.pad(text.mask, (0, extra), value=False))
+    first, second = pad(first), pad(second)
+    return TextEncoding(torch.cat([first.features, second.features]),
+                        torch.cat([first.mask, second.mask]))
 
 
 def _select_rows(rows: Tensor, first: Tensor, second: Tensor) -> Tensor:

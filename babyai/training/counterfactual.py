@@ -14,9 +14,11 @@ level with the thought's colour changed (and, half of the time, its kind of obje
 key, ball and box), so the thought names an object that is not the one in front, and the
 loss adds C x -log(1 - p(pickup)) for that reading (an unlikelihood term: what not to do
 there, not which action to take instead, which the demonstrations do not say). The second
-reading uses the step's memory and leaves it unchanged; its BatchNorm layers normalise with
-their running statistics and do not update them, so the real steps train exactly as
-without the flag.
+reading uses the step's memory and advances nothing; it runs in the same pass of the lower
+level as the real rows, so its BatchNorm layers normalise both alike (a reading normalised
+differently, e.g. with the running statistics, lets the network tell counterfactual from
+real by the normalisation alone: a first version did, and learnt never to pick up at test
+time, when every reading is normalised that way).
 """
 from __future__ import annotations
 

@@ -80,14 +80,17 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
             memory = memory.mask(~window.starts[t, :active])
         target = window.thoughts[t, :active] if use_thoughts else None
         encoding = table.index((t, slice(0, active))) if table is not None else None
+        second_reading = None
         if swap is not None:
             picked = swap.select(target, window.actions[t, :active]).nonzero().squeeze(1)
-            if len(picked):  # read once for the whole window, below
-                counterfactual.append((window.images[t, picked], mission.index(picked),
-                                       memory.index(picked), swap.swap(target[picked])))
+            if len(picked):
+                second_reading = (picked, swap.swap(target[picked]))
         out = agent(window.images[t, :active], mission, memory, thought_target=target,
                     teacher_forcing=teacher_forcing, with_thought_logits=False,
-                    thought_encoding=encoding, history_thought=history_thought)
+                    thought_encoding=encoding, history_thought=history_thought,
+                    counterfactual=second_reading)
+        if out.counterfactual_logits is not None:
+            counterfactual.append(out.counterfactual_logits)
         memory = out.memory
         logits.append(out.action_logits)
         actions.append(window.actions[t, :active])
@@ -110,12 +113,7 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
         if with_thought_logits:
             step_missions = decoder_missions.index(rows_of_steps) if reads_mission else None
             thought_logits = agent.thought_logits(all_h, all_c, thought_targets, step_missions)
-    counterfactual_logits = None
-    if counterfactual:
-        images, step_missions, memories, tokens = zip(*counterfactual)
-        counterfactual_logits = agent.read_thought(
-            torch.cat(images), TextEncoding(*(torch.cat(part) for part in zip(*step_missions))),
-            Memory(*(torch.cat(part) for part in zip(*memories))), torch.cat(tokens))
+    counterfactual_logits = torch.cat(counterfactual) if counterfactual else None
     return WindowOutput(torch.cat(logits), torch.cat(actions), thought_logits,
                         thought_targets, all_h, all_c, decoder_missions, rows_of_steps,
                         torch.cat(weights) if weights else None,
