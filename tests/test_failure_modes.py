@@ -70,9 +70,15 @@ def test_command_groups_cognitive_bins_and_pools_files(tmp_path, capsys):
     assert "bins 1-4: 5 steps: match 60.0%" in out
     # LOOP (twice) presses pickup facing the key under "unlock green door"; CLEAN picks up
     # the box its thought names
-    assert ("own thoughts, bins 1-4: names it 0 steps, nan% picked up; names another 0 steps, nan% picked "
+    assert ("own play, bins 1-4: names it 0 steps, nan% picked up; names another 0 steps, nan% picked "
             "up; no pick-up 2 steps, 100.0% picked up") in out
-    assert "own thoughts, bins 5-9: names it 1 steps, 100.0% picked up;" in out
+    assert "own play, bins 5-9: names it 1 steps, 100.0% picked up;" in out
+    # by the mission (every event, thoughts or not): the key of LOOP (twice) and of
+    # UNLOCK_AS_BOT is not in the mission, CLEAN's box is
+    assert ("by the mission: mission names it 0 steps, nan% picked up; mission does not 3 "
+            "steps, 100.0% picked up") in out
+    assert ("by the mission: mission names it 1 steps, 100.0% picked up; mission does not 0 "
+            "steps, nan% picked up") in out
 
 
 def test_pickup_discrimination_by_what_the_thought_says():
@@ -100,6 +106,17 @@ def test_pickup_discrimination_by_what_the_thought_says():
     assert counts.steps == {"names it": 1, "names another": 2, "no pick-up": 1}
     assert counts.pickups == {"names it": 1, "names another": 1, "no pick-up": 1}
     assert counts.rate("names another") == 0.5
+    red_key_named = ObjectRef("key", "red", requested=True)
+    bc = EpisodeRecord(seed=3, mission="pick up the red key", success=True,  # no thoughts
+                       events=[StepEvent(3, red_ball, None, red_ball),
+                               StepEvent(0, red_key_named, None, None),
+                               StepEvent(3, red_key_named, None, red_key_named),
+                               StepEvent(3, red_key_named, red_ball, red_ball)])
+    assert pickup_discrimination([bc]).steps == {"names it": 0, "names another": 0,
+                                                 "no pick-up": 0}
+    by_mission = pickup_discrimination([bc], by="mission")
+    assert by_mission.steps == {"mission names it": 2, "mission does not": 1}
+    assert by_mission.pickups == {"mission names it": 1, "mission does not": 1}
 
 
 def test_missing_and_corrupt_files_are_one_line_errors(tmp_path):

@@ -11,7 +11,7 @@ then, over all files, each group's thought errors (the kinds of `thought_errors.
 its pick-up discrimination: facing a key, ball or box with empty hands, how often the agent
 presses pickup when the thought in force names that object, names another, or is no pick-up
 (TC episodes, per thought condition of the files' series, e.g. own thoughts and the bot's;
-the bot: 99%, 0%, 0%). The key loop needs the bot's thoughts
+the bot: 99%, 0%, 0%), and, for any agent, when the mission describes that object or not. The key loop needs the bot's thoughts
 (`--thought-agreement`); without them it reads 0.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from babyai.common.cli import positive_int, run
 from babyai.common.errors import UserError
 from babyai.common.flags import Parser
 from babyai.evaluation.difficulty import check_hard_from, mission_group
-from babyai.evaluation.failure_modes import (MODES, THOUGHT_SAYS, ModeCount, PickupCounts,
-                                             count_mode, pickup_discrimination)
+from babyai.evaluation.failure_modes import (MODES, ModeCount, PickupCounts, count_mode,
+                                             pickup_discrimination)
 from babyai.evaluation.level_episodes import cognitive_levels, read_level_episodes
 
 
@@ -37,7 +37,7 @@ def read_episodes(path: Path, hard_from: int,
     groups: dict[str, list[EpisodeRecord]] = {mission_group(1, hard_from): [],
                                               mission_group(hard_from, hard_from): []}
     for episode in read_level_episodes(path):
-        condition = episode.series.removeprefix(episode.model).strip(" ()") or "own thoughts"
+        condition = episode.series.removeprefix(episode.model).strip(" ()") or "own play"
         for level in cognitive_levels(episode, path):  # it can sit in a behavioural bin too
             group = mission_group(level, hard_from)
             groups[group].append(episode.record)
@@ -95,14 +95,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
           "in force says):")
     for (condition, group), records in conditions.items():
         print(f"  {condition}, bins {group}: {describe_pickups(pickup_discrimination(records))}")
+        print(f"  {'':>{len(condition)}}  by the mission: "
+              f"{describe_pickups(pickup_discrimination(records, by='mission'))}")
     return report
 
 
 def describe_pickups(counts: PickupCounts) -> str:
     if not sum(counts.steps.values()):
         return "no such step with a thought (a BC run records none)"
-    return "; ".join(f"{says} {counts.steps[says]} steps, {counts.rate(says):.1%} picked up"
-                     for says in THOUGHT_SAYS)
+    return "; ".join(f"{category} {steps} steps, {counts.rate(category):.1%} picked up"
+                     for category, steps in counts.steps.items())
 
 
 def cli() -> int:

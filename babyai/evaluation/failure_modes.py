@@ -88,6 +88,8 @@ PICKABLE = ("key", "ball", "box")
 PICKUP_ACTION = 3
 THOUGHT_SAYS = ("names it", "names another", "no pick-up")
 """What the thought in force says about the object in front (see :func:`thought_says`)."""
+MISSION_SAYS = ("mission names it", "mission does not")
+"""Whether the mission describes the object in front (for BC as well as TC)."""
 
 
 def thought_says(thought: str, color: str, kind: str) -> str:
@@ -103,31 +105,34 @@ def thought_says(thought: str, color: str, kind: str) -> str:
 
 @dataclass(frozen=True)
 class PickupCounts:
-    """Steps facing a pickable object with empty hands, and pick-ups, by what the thought says."""
+    """Steps facing a pickable object with empty hands, and pick-ups, by category."""
 
     steps: dict[str, int]
     pickups: dict[str, int]
 
-    def rate(self, says: str) -> float:
-        return Rate(self.pickups[says], self.steps[says]).value
-
-    def __add__(self, other: "PickupCounts") -> "PickupCounts":
-        return PickupCounts({k: self.steps[k] + other.steps[k] for k in THOUGHT_SAYS},
-                            {k: self.pickups[k] + other.pickups[k] for k in THOUGHT_SAYS})
+    def rate(self, category: str) -> float:
+        return Rate(self.pickups[category], self.steps[category]).value
 
 
-def pickup_discrimination(records: Iterable[EpisodeRecord]) -> PickupCounts:
-    """Count, over the TC episodes' steps, facing a key, ball or box with empty hands and
-    pressing pickup there, by :func:`thought_says` of the thought in force (episodes
-    without thoughts, i.e. BC, add nothing)."""
-    steps = dict.fromkeys(THOUGHT_SAYS, 0)
-    pickups = dict.fromkeys(THOUGHT_SAYS, 0)
+def pickup_discrimination(records: Iterable[EpisodeRecord], by: str = "thought") -> PickupCounts:
+    """Count the steps facing a key, ball or box with empty hands, and those where the agent
+    pressed pickup, by :func:`thought_says` of the thought in force (`by="thought"`; TC
+    episodes only, BC's record no thought) or by whether the mission describes the object
+    (`by="mission"`, :data:`MISSION_SAYS`; every agent). The mission's split is coarser:
+    an object it does not describe may have to be moved out of the way."""
+    categories = {"thought": THOUGHT_SAYS, "mission": MISSION_SAYS}[by]
+    steps = dict.fromkeys(categories, 0)
+    pickups = dict.fromkeys(categories, 0)
     for record in records:
-        for event, thought in zip(record.events, record.thoughts):
+        thoughts = record.thoughts if by == "thought" else [""] * len(record.events)
+        for event, thought in zip(record.events, thoughts):
             front = event.front
             if front is None or front.type not in PICKABLE or event.carrying_before is not None:
                 continue
-            says = thought_says(thought, front.color, front.type)
-            steps[says] += 1
-            pickups[says] += event.action == PICKUP_ACTION
+            if by == "thought":
+                category = thought_says(thought, front.color, front.type)
+            else:
+                category = MISSION_SAYS[0] if front.requested else MISSION_SAYS[1]
+            steps[category] += 1
+            pickups[category] += event.action == PICKUP_ACTION
     return PickupCounts(steps, pickups)
