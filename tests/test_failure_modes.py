@@ -1,6 +1,7 @@
 """The key loop and unnamed-key counts on hand-written episodes, through the command."""
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -58,7 +59,8 @@ def test_command_groups_cognitive_bins_and_pools_files(tmp_path, capsys):
     first = _write(tmp_path / "a.jsonl", [line(LOOP, "mission", 2), line(CLEAN, "mission", 7),
                                           line(LOOP, "demo", 25), both])  # demo bins: ignored
     second = _write(tmp_path / "b.jsonl", [line(UNLOCK_AS_BOT, "mission", 3)])
-    report = failure_modes.main([str(first), str(second)])
+    table = tmp_path / "pickups.csv"
+    report = failure_modes.main([str(first), str(second), "--pickups-csv", str(table)])
     easy, hard = report[str(first)]["1-4"]["key_loop"], report[str(first)]["5-9"]["key_loop"]
     assert (easy.episodes, easy.with_mode, hard.episodes, hard.with_mode) == (2, 2, 1, 0)
     pooled = report["all files"]["1-4"]
@@ -79,6 +81,15 @@ def test_command_groups_cognitive_bins_and_pools_files(tmp_path, capsys):
             "steps, 100.0% picked up") in out
     assert ("by the mission: mission names it 1 steps, 100.0% picked up; mission does not 0 "
             "steps, nan% picked up") in out
+    rows = list(csv.DictReader(table.open()))
+    assert {(r["model"], r["condition"], r["bins"], r["split"]) for r in rows} == {
+        ("tc", "own play", group, split) for group in ("1-4", "5-9")
+        for split in ("thought", "mission")}
+    hard = {r["category"]: (r["steps"], r["pickups"]) for r in rows
+            if r["bins"] == "5-9" and r["split"] == "thought"}
+    assert hard == {"names it": ("1", "1"), "names another": ("0", "0"), "no pick-up": ("0", "0")}
+    with pytest.raises(UserError, match="is a directory"):
+        failure_modes.main([str(first), "--pickups-csv", str(tmp_path)])
 
 
 def test_pickup_discrimination_by_what_the_thought_says():

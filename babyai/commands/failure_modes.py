@@ -27,13 +27,14 @@ from babyai.evaluation.difficulty import check_hard_from, mission_group
 from babyai.evaluation.failure_modes import (MODES, ModeCount, PickupCounts, count_mode,
                                              pickup_discrimination)
 from babyai.evaluation.level_episodes import cognitive_levels, read_level_episodes
+from babyai.evaluation.writers import write_csv
 
 
 def read_episodes(path: Path, hard_from: int,
-                  conditions: dict[tuple[str, str], list[EpisodeRecord]] | None = None
+                  conditions: dict[tuple[str, str, str], list[EpisodeRecord]] | None = None
                   ) -> dict[str, list[EpisodeRecord]]:
     """The cognitive-bin episodes of one JSON-lines file, by group ("1-4", "5-9"); also
-    added to `conditions` by (thought condition, group) when given."""
+    added to `conditions` by (model, thought condition, group) when given."""
     groups: dict[str, list[EpisodeRecord]] = {mission_group(1, hard_from): [],
                                               mission_group(hard_from, hard_from): []}
     for episode in read_level_episodes(path):
@@ -42,7 +43,8 @@ def read_episodes(path: Path, hard_from: int,
             group = mission_group(level, hard_from)
             groups[group].append(episode.record)
             if conditions is not None:
-                conditions.setdefault((condition, group), []).append(episode.record)
+                conditions.setdefault((episode.model, condition, group), []).append(
+                    episode.record)
     return groups
 
 
@@ -62,11 +64,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
     parser.add_argument("episodes", nargs="+", type=Path, help="episodes.jsonl files")
     parser.add_argument("--hard-from", type=positive_int, default=5,
                         help="first cognitive bin of the hard group")
+    parser.add_argument("--pickups-csv", type=Path, default=None,
+                        help="also write the pick-up discrimination per model, thought "
+                             "condition and group of bins to this CSV (one model per seed: "
+                             "intervals across seeds)")
     args = parser.parse_args(argv)
     check_hard_from(args.hard_from)
+    if args.pickups_csv is not None and args.pickups_csv.is_dir():
+        raise UserError(f"--pickups-csv {args.pickups_csv} is a directory; give a file path")
     report: dict[str, dict[str, dict[str, ModeCount]]] = {}
     everything: dict[str, list[EpisodeRecord]] = {}
-    conditions: dict[tuple[str, str], list[EpisodeRecord]] = {}
+    conditions: dict[tuple[str, str, str], list[EpisodeRecord]] = {}
     for path in args.episodes:
         groups = read_episodes(path, args.hard_from, conditions)
         report[str(path)] = {group: {mode: count_mode(mode, records) for mode in MODES}
@@ -93,10 +101,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
     print("\npick-up discrimination, all files, by thought condition (steps facing a key, ball "
           "or box with empty hands; share where the agent pressed pickup, by what the thought "
           "in force says):")
-    for (condition, group), records in conditions.items():
+    pooled_conditions: dict[tuple[str, str], list[EpisodeRecord]] = {}
+    for (_, condition, group), records in conditions.items():
+        pooled_conditions.setdefault((condition, group), []).extend(records)
+    for (condition, group), records in pooled_conditions.items():
         print(f"  {condition}, bins {group}: {describe_pickups(pickup_discrimination(records))}")
         print(f"  {'':>{len(condition)}}  by the mission: "
               f"{describe_pickups(pickup_discrimination(records, by='mission'))}")
+    if args.pickups_csv is not None:
+        rows = [{"model": model, "condition": condition, "bins": group, "split": by,
+                 "category": category, "steps": counts.steps[category],
+                 "pickups": counts.pickups[category], "pickup_rate": counts.rate(category)}
+                for (model, condition, group), records in conditions.items()
+                for by in ("thought", "mission")
+                for counts in [pickup_discrimination(records, by=by)]
+                for category in counts.steps]
+        print(f"wrote {write_csv(args.pickups_csv, rows)}")
     return report
 
 
