@@ -2,13 +2,16 @@
 and training on them from a checkpoint (--extra-demos, --init-from)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from synthetic_demos import write_demos
 
-from babyai.agent.checkpoint import load_agent, read_checkpoint
+from babyai.agent.checkpoint import check_compatible, load_agent, read_checkpoint
+from babyai.agent.model import ModelConfig
 from babyai.agent.records import EpisodeRecord
 from babyai.agent.rollout import RolloutOptions, run_episodes
 from babyai.commands import make_dagger_demos, train_tc
@@ -121,6 +124,15 @@ def test_training_from_a_checkpoint_on_demos_plus_on_policy_labels(trained):
     with pytest.raises(UserError, match="checkpoint not found"):
         Trainer(TrainConfig(demos="synth", env=ENV, storage=str(trained), epochs=1,
                             init_from="missing", model="nowhere", device="cpu"))
+
+
+def test_a_checkpoint_older_than_an_architecture_field_is_compatible_with_its_default(trained):
+    payload = read_checkpoint(trained / "models" / "base" / "best.pt")
+    del payload["config"]["thought_decoder"]  # saved before the field existed
+    config = ModelConfig(**{**payload["config"], "thought_decoder": "memory"})
+    check_compatible(payload, config, "old.pt")  # the default is what loading builds
+    with pytest.raises(UserError, match="thought_decoder: checkpoint 'memory' vs requested 'mission'"):
+        check_compatible(payload, dataclasses.replace(config, thought_decoder="mission"), "old.pt")
 
 
 def test_a_second_round_trains_on_both_rounds_through_a_glob(trained):

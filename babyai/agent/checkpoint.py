@@ -113,8 +113,13 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
 
 
 def check_compatible(payload: dict[str, Any], config: ModelConfig, path: str | os.PathLike) -> None:
-    """Raise a clear error if a checkpoint was made with another architecture than `config`."""
-    saved = payload["config"]
+    """Raise a clear error if a checkpoint was made with another architecture than `config`.
+
+    A field missing from an older checkpoint has its default, as :func:`load_checkpoint`
+    builds it (fields are added with the old behaviour as their default)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)
+                if f.default is not dataclasses.MISSING}
+    saved = {**defaults, **payload["config"]}
     current = dataclasses.asdict(config)
     different = {key: (saved.get(key), value) for key, value in current.items()
                  if key not in ("dropout",) and saved.get(key) != value}
