@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from minigrid.core.actions import Actions
 
-from babyai.env.thoughts import UNKNOWN_FAMILY, picked_object, thought_family
+from babyai.env.thoughts import UNKNOWN_FAMILY, names_object, picked_object, thought_family
 
 
 Intervention = Callable[[str], Any]
@@ -283,6 +283,16 @@ class ThoughtFollowing:
                 "unprompted": self.unprompted}
 
 
+def oracle_step_share(records: Iterable[EpisodeRecord]) -> float | None:
+    """Share of the steps of `records` whose lower level read the bot's thought (an oracle
+    series; None without steps)."""
+    read = steps = 0
+    for record in records:
+        read += record.oracle_steps
+        steps += record.length
+    return read / steps if steps else None
+
+
 def thought_following(records: Iterable[EpisodeRecord]) -> ThoughtFollowing:
     """Count, over every executed pickup, whether it took the object the thought named."""
     named = other = unprompted = 0
@@ -291,10 +301,10 @@ def thought_following(records: Iterable[EpisodeRecord]) -> ThoughtFollowing:
             picked = event.picked_up
             if picked is None:
                 continue
-            wanted = picked_object(thought)
-            if wanted is None:
+            fits = names_object(thought, picked.color, picked.type)
+            if fits is None:
                 unprompted += 1
-            elif wanted[0] in (None, picked.color) and wanted[1] in (None, picked.type):
+            elif fits:
                 named += 1
             else:
                 other += 1

@@ -11,8 +11,8 @@ then, over all files, each group's thought errors (the kinds of `thought_errors.
 its pick-up discrimination: facing a key, ball or box with empty hands, how often the agent
 presses pickup when the thought in force names that object, names another, or is no pick-up
 (TC episodes, per thought condition of the files' series, e.g. own thoughts and the bot's;
-the bot: 99%, 0%, 0%), and, for any agent, when the mission describes that object or not. The key loop needs the bot's thoughts
-(`--thought-agreement`); without them it reads 0.
+the bot: 99%, 0%, 0%), and, for any agent, when the mission describes that object or not.
+The key loop needs the bot's thoughts (`--thought-agreement`); without them it reads 0.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from typing import Sequence
 
 from babyai.agent.records import EpisodeRecord, thought_mismatches
 from babyai.common.cli import positive_int, run
-from babyai.common.errors import UserError
 from babyai.common.flags import Parser
+from babyai.common.storage import check_output_file
 from babyai.evaluation.difficulty import check_hard_from, mission_group
 from babyai.evaluation.failure_modes import (MODES, ModeCount, PickupCounts, count_mode,
                                              pickup_discrimination)
@@ -70,8 +70,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
                              "intervals across seeds)")
     args = parser.parse_args(argv)
     check_hard_from(args.hard_from)
-    if args.pickups_csv is not None and args.pickups_csv.is_dir():
-        raise UserError(f"--pickups-csv {args.pickups_csv} is a directory; give a file path")
+    if args.pickups_csv is not None:
+        check_output_file(args.pickups_csv, "--pickups-csv")
     report: dict[str, dict[str, dict[str, ModeCount]]] = {}
     everything: dict[str, list[EpisodeRecord]] = {}
     conditions: dict[tuple[str, str, str], list[EpisodeRecord]] = {}

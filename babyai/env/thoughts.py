@@ -168,6 +168,16 @@ def picked_object(sentence: str) -> tuple[str | None, str | None] | None:
     return color, (None if obj == "object" else obj)
 
 
+def names_object(sentence: str, color: str, kind: str) -> bool | None:
+    """For a pick-up thought, whether the object it names fits (colour, kind) (an unnamed
+    colour, or "object", fits any); None for a thought of another family."""
+    picked = picked_object(sentence)
+    if picked is None:
+        return None
+    want_color, want_kind = picked
+    return want_color in (None, color) and want_kind in (None, kind)
+
+
 def random_intention(rng: np.random.Generator) -> Intention:
     """A random, fully specified intention (colour, object and purpose all drawn)."""
     family = FAMILIES[rng.integers(len(FAMILIES))]

@@ -24,8 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from minigrid.core.actions import Actions
+
 from babyai.agent.records import EpisodeRecord
-from babyai.env.thoughts import picked_object, thought_family
+from babyai.env.thoughts import PICKABLE, names_object, thought_family
 from babyai.evaluation.stats import Rate
 
 
@@ -84,8 +86,6 @@ def count_mode(mode: str, records: Iterable[EpisodeRecord]) -> ModeCount:
     return ModeCount(mode, episodes, with_mode, successes_with, successes_without)
 
 
-PICKABLE = ("key", "ball", "box")
-PICKUP_ACTION = 3
 THOUGHT_SAYS = ("names it", "names another", "no pick-up")
 """What the thought in force says about the object in front (see :func:`thought_says`)."""
 MISSION_SAYS = ("mission names it", "mission does not")
@@ -95,11 +95,9 @@ MISSION_SAYS = ("mission names it", "mission does not")
 def thought_says(thought: str, color: str, kind: str) -> str:
     """`names it` for a pick-up thought whose object fits (colour, kind) (an unnamed colour
     or "object" fits any), `names another` for one that does not, else `no pick-up`."""
-    picked = picked_object(thought)
-    if picked is None:
+    fits = names_object(thought, color, kind)
+    if fits is None:
         return "no pick-up"
-    want_color, want_kind = picked
-    fits = want_kind in (None, kind) and want_color in (None, color)
     return "names it" if fits else "names another"
 
 
@@ -124,15 +122,16 @@ def pickup_discrimination(records: Iterable[EpisodeRecord], by: str = "thought")
     steps = dict.fromkeys(categories, 0)
     pickups = dict.fromkeys(categories, 0)
     for record in records:
-        thoughts = record.thoughts if by == "thought" else [""] * len(record.events)
-        for event, thought in zip(record.events, thoughts):
+        for step, event in enumerate(record.events):
+            if by == "thought" and step >= len(record.thoughts):
+                break
             front = event.front
             if front is None or front.type not in PICKABLE or event.carrying_before is not None:
                 continue
             if by == "thought":
-                category = thought_says(thought, front.color, front.type)
+                category = thought_says(record.thoughts[step], front.color, front.type)
             else:
                 category = MISSION_SAYS[0] if front.requested else MISSION_SAYS[1]
             steps[category] += 1
-            pickups[category] += event.action == PICKUP_ACTION
+            pickups[category] += event.action == Actions.pickup
     return PickupCounts(steps, pickups)

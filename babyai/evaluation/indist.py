@@ -21,7 +21,8 @@ import torch
 from babyai.agent.checkpoint import load_agent, load_checkpoint
 from babyai.evaluation.checks import check_oracle_options, warn_unreadable_missions
 from babyai.agent.model import Agent, build_agent
-from babyai.agent.records import EpisodeRecord, thought_agreement, thought_following
+from babyai.agent.records import (EpisodeRecord, oracle_step_share, thought_agreement,
+                                  thought_following)
 from babyai.agent.rollout import (THOUGHT_ABLATIONS, RolloutOptions, ThoughtCondition,
                                   run_episodes, thought_conditions)
 from babyai.common.cli import choice_list, non_negative_int, positive_int, probability_list
@@ -142,8 +143,7 @@ def _summary(config: IndistConfig, seeds: list[int], played: list[EpisodeRecord]
         if ablation == "oracle":
             entry["oracle_share"] = condition.oracle_share
             entry["oracle_families"] = list(condition.oracle_families)
-            entry["oracle_step_share"] = (sum(r.oracle_steps for r in played)
-                                          / max(1, sum(r.length for r in played)))
+            entry["oracle_step_share"] = oracle_step_share(played)
         agreement = thought_agreement(played)
         if ablation == "none" and agreement.steps:
             entry["thought_agreement"] = agreement.as_dict()

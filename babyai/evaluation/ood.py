@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from babyai.agent.checkpoint import LoadedAgent, load_agent
-from babyai.agent.records import EpisodeRecord, thought_agreement, thought_mismatches
+from babyai.agent.records import (EpisodeRecord, oracle_step_share, thought_agreement,
+                                  thought_mismatches)
 from babyai.agent.rollout import (THOUGHT_ABLATIONS, RolloutOptions, ThoughtCondition,
                                   run_episodes, thought_conditions)
 from babyai.common.cli import choice_list, non_negative_int, positive_int, probability_list
@@ -341,9 +342,8 @@ def evaluate_level_set(config: LevelEvalConfig) -> LevelEvalResult:
             declaration = score_records(group)
             # under the bot's (or no) thoughts the comparison says nothing: own thoughts only
             agreement = thought_agreement(group if ablation_of[label] == "none" else [])
-            steps = sum(record.length for record in group)
-            oracle_share = (sum(record.oracle_steps for record in group) / steps
-                            if ablation_of[label] == "oracle" and steps else None)
+            oracle_share = (oracle_step_share(group) if ablation_of[label] == "oracle"
+                            else None)
             rows.append(LevelRow(label, kind, str(diff), summary.success_rate, summary.ci_low,
                                  summary.ci_high, summary.episodes, declaration.score,
                                  declaration.total,

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from minigrid.core.actions import Actions
 from torch import Tensor
 
 from babyai.data.vocab import UNK, Vocabulary
 from babyai.env.thoughts import COLORS, PICKABLE
 
-PICKUP = 3
-"""minigrid's pickup action."""
+PICKUP = int(Actions.pickup)
 PICKUP_WORDS = ("pickup", "remove")
 """First words of the thoughts that end in a pick-up ("pickup ...", "remove blocking object ...")."""
 
