@@ -140,15 +140,34 @@ class FiLMBlock(LowPrecisionConvs, nn.Module):
         return F.relu(self.bn2(out)) + x
 
 
-class VisualReader(nn.Module):
-    """Two FiLM blocks conditioned on language, then a 7x7 max-pool to a vector."""
+FRONT_CELL = (3, 5)
+"""Where the cell the agent acts on lies in its 7x7 view: minigrid's egocentric image puts
+the agent at the middle of the bottom row, (x=3, y=6), facing up, so pickup, drop and
+toggle act on (x=3, y=5); images are indexed [x, y]."""
 
-    def __init__(self, image_dim: int, condition_dim: int) -> None:
+
+class VisualReader(nn.Module):
+    """Two FiLM blocks conditioned on language, then a 7x7 max-pool to a vector.
+
+    With `front_cell`, the modulated features of the cell in front of the agent
+    (:data:`FRONT_CELL`) are appended to the pooled vector. Why: the max-pool keeps what is
+    somewhere in view but not where, while pickup, drop and toggle depend on what is in that
+    one cell; reading it directly lets "is the object in front the one my words name" be
+    decided from one cell's features rather than recovered from the pool.
+    """
+
+    def __init__(self, image_dim: int, condition_dim: int, front_cell: bool = False) -> None:
         super().__init__()
         self.films = nn.ModuleList([FiLMBlock(image_dim, condition_dim) for _ in range(2)])
         self.pool = nn.MaxPool2d(kernel_size=7, stride=2)
+        self.front_cell = front_cell
+        self.output_dim = 2 * image_dim if front_cell else image_dim
 
     def forward(self, visual: Tensor, condition: Tensor) -> Tensor:
+        """[B, image_dim, 7, 7] visual map, [B, condition_dim] -> [B, output_dim]."""
         for film in self.films:
             visual = film(visual, condition)
-        return self.pool(visual).flatten(1)
+        pooled = self.pool(visual).flatten(1)
+        if not self.front_cell:
+            return pooled
+        return torch.cat([pooled, visual[:, :, FRONT_CELL[0], FRONT_CELL[1]]], dim=1)

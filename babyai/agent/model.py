@@ -15,6 +15,7 @@ One step of the agent (see docs/algorithm.md), for a batch of B environments:
     lower level (ActionPolicy):
         language = attention(lower memory -> thought) + attention(lower memory -> mission)
         FiLM(visual map | language) -> max-pool -> LSTMCell -> actor / critic
+        (with `front_cell`, the pooled vector is joined by the features of the cell in front)
 
 The behavioural-cloning baseline is the same agent with `use_thoughts=False`: no upper
 level, no history, and a lower level that reads the mission only.
@@ -66,6 +67,10 @@ class ModelConfig:
     reads nothing else (the paper); "mission" also attends to the mission's words at every
     word, so naming an object the mission names is a lookup rather than a recall from the
     memory vector."""
+    front_cell: bool = False
+    """The lower level also reads the visual features of the cell in front of the agent,
+    next to the max-pooled map (see :class:`~babyai.agent.layers.VisualReader`); False is
+    the paper's lower level. Applies to TC and BC alike."""
     num_actions: int = 7
     """BabyAI's action space."""
 
@@ -221,8 +226,8 @@ class ActionPolicy(nn.Module):
         if config.use_thoughts:
             self.thought_attention = MemoryAttention(m, d)
             self.thought_projection = nn.Linear(d, d)
-        self.visual_reader = VisualReader(config.image_dim, d)
-        self.memory_cell = nn.LSTMCell(config.image_dim, m)
+        self.visual_reader = VisualReader(config.image_dim, d, front_cell=config.front_cell)
+        self.memory_cell = nn.LSTMCell(self.visual_reader.output_dim, m)
         self.actor = nn.Sequential(nn.Linear(m, 64), nn.Tanh(), nn.Linear(64, config.num_actions))
         self.critic = nn.Sequential(nn.Linear(m, 64), nn.Tanh(), nn.Linear(64, 1))
 

@@ -61,6 +61,9 @@ class TrainConfig:
     thought_decoder: str = field(default="memory", metadata={"choices": THOUGHT_DECODERS})
     """What TC's thought decoder reads: `memory`, the upper memory only (the paper), or
     `mission`, also attention over the mission's words at every word it writes."""
+    front_cell: bool = False
+    """The lower level also reads the features of the cell in front of the agent, next to
+    the max-pooled visual map (TC and BC alike; off: the paper's lower level)."""
     dropout: float = 0.2
     """Dropout in the upper level's cross-attention blocks."""
     recurrence: int = 20
@@ -229,4 +232,5 @@ class TrainConfig:
         return ModelConfig(vocab_size=vocab_size, image_dim=self.image_dim,
                            memory_dim=self.memory_dim, instr_dim=self.instr_dim,
                            instr_arch=self.instr_arch, use_thoughts=self.use_thoughts,
-                           dropout=self.dropout, thought_decoder=self.thought_decoder)
+                           dropout=self.dropout, thought_decoder=self.thought_decoder,
+                           front_cell=self.front_cell)
