@@ -72,15 +72,16 @@ def test_command_groups_cognitive_bins_and_pools_files(tmp_path, capsys):
     assert "bins 1-4: 5 steps: match 60.0%" in out
     # LOOP (twice) presses pickup facing the key under "unlock green door"; CLEAN picks up
     # the box its thought names
-    assert ("own play, bins 1-4: names it 0 steps, nan% picked up; names another 0 steps, nan% picked "
-            "up; no pick-up 2 steps, 100.0% picked up") in out
+    assert ("own play, bins 1-4: names it 0 steps; names another 0 steps; "
+            "no pick-up 2 steps, 100.0% picked up") in out
     assert "own play, bins 5-9: names it 1 steps, 100.0% picked up;" in out
     # by the mission (every event, thoughts or not): the key of LOOP (twice) and of
     # UNLOCK_AS_BOT is not in the mission, CLEAN's box is
-    assert ("by the mission: mission names it 0 steps, nan% picked up; mission does not 3 "
+    assert ("by the mission: mission names it 0 steps; mission does not 3 "
             "steps, 100.0% picked up") in out
     assert ("by the mission: mission names it 1 steps, 100.0% picked up; mission does not 0 "
-            "steps, nan% picked up") in out
+            "steps") in out
+    assert "nan" not in out
     rows = list(csv.DictReader(table.open()))
     assert {(r["model"], r["condition"], r["bins"], r["split"]) for r in rows} == {
         ("tc", "own play", group, split) for group in ("1-4", "5-9")
@@ -139,3 +140,15 @@ def test_missing_and_corrupt_files_are_one_line_errors(tmp_path):
         failure_modes.main([str(bad)])
     with pytest.raises(UserError, match="--hard-from"):
         failure_modes.main([str(bad), "--hard-from", "10"])
+
+
+def test_a_bc_evaluation_says_it_has_no_thoughts(tmp_path, capsys):
+    """BC's episodes record no thoughts: the thought sections say so instead of printing
+    rates of nothing; the mission split still counts its pick-ups."""
+    bc = episode(False, picks=KEY)
+    path = _write(tmp_path / "bc.jsonl", [{"model": "bc", "bins": [["mission", 6]], **bc.to_json()}])
+    failure_modes.main([str(path)])
+    out = capsys.readouterr().out
+    assert "bins 5-9: no step with a bot thought (a BC run records none)" in out
+    assert "own play, bins 5-9: no such step with a thought (a BC run records none)" in out
+    assert "mission does not 1 steps, 100.0% picked up" in out and "nan" not in out

@@ -16,6 +16,7 @@ The key loop needs the bot's thoughts (`--thought-agreement`); without them it r
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -87,14 +88,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
         f"  {mode + ' (share, success with / without)':>38}" for mode in MODES))
     for name, counts in report.items():
         for group, modes in counts.items():
-            cells = "".join(f"  {count.with_mode:>6} {count.share:>5.0%}, {count.success_with:>5.0%}"
-                            f" / {count.success_without:>5.0%}" for count in modes.values())
+            cells = "".join(f"  {count.with_mode:>6} {_percent(count.share)}, "
+                            f"{_percent(count.success_with)} / {_percent(count.success_without)}"
+                            for count in modes.values())
             episodes = next(iter(modes.values())).episodes
             print(f"{name[-40:]:<40} {group:<5} {episodes:>8}{cells}")
     print("\nthought errors, all files (steps with a bot thought; other-object pick-ups naming "
           "an object the mission does / does not mention):")
     for group, records in everything.items():
         errors = thought_mismatches(records)
+        if not errors.steps:
+            print(f"  bins {group}: no step with a bot thought (a BC run records none)")
+            continue
         shares = ", ".join(f"{kind} {share:.1%}" for kind, share in errors.shares().items())
         print(f"  bins {group}: {errors.steps} steps: {shares}; pick-ups "
               f"{errors.mission_objects} / {errors.foreign_objects}")
@@ -120,10 +125,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, dict[str, Mod
     return report
 
 
+def _percent(share: float) -> str:
+    """A share in the table's 5 characters; "-" where it is of no episode (NaN)."""
+    return f"{'-':>5}" if math.isnan(share) else f"{share:>5.0%}"
+
+
 def describe_pickups(counts: PickupCounts) -> str:
     if not sum(counts.steps.values()):
         return "no such step with a thought (a BC run records none)"
-    return "; ".join(f"{category} {steps} steps, {counts.rate(category):.1%} picked up"
+    return "; ".join(f"{category} {steps} steps" + (f", {counts.rate(category):.1%} picked up"
+                                                    if steps else "")
                      for category, steps in counts.steps.items())
 
 
