@@ -80,21 +80,43 @@ class TokenEncoder(nn.Module):
 
 
 class MemoryAttention(nn.Module):
-    """Attention over token features with a query computed from a memory vector."""
+    """Attention over token features with a query computed from a memory vector.
 
-    def __init__(self, memory_dim: int, instr_dim: int) -> None:
+    With `heads` > 1 the memory gives that many queries, each reads the tokens on its own
+    and the reads are concatenated ([B, heads x instr_dim]): one query tends to settle on
+    one word (a thought's verb or purpose), several can also read the words that say which
+    object. One head is the paper's attention, parameter for parameter.
+    """
+
+    def __init__(self, memory_dim: int, instr_dim: int, heads: int = 1) -> None:
         super().__init__()
-        self.query = nn.Linear(memory_dim, instr_dim)
+        self.heads = heads
+        self.query = nn.Linear(memory_dim, heads * instr_dim)
+
+    @property
+    def output_dim(self) -> int:
+        """Size of what :meth:`forward` returns: heads x instr_dim."""
+        return self.query.out_features
 
     def forward(self, memory: Tensor, features: Tensor, mask: Tensor) -> Tensor:
+        if self.heads > 1:
+            return self._forward_heads(memory, features, mask)
         scores = torch.einsum("bld,bd->bl", features, self.query(memory))
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=1) * mask.to(scores.dtype)
         return torch.einsum("bl,bld->bd", weights, features)
 
+    def _forward_heads(self, memory: Tensor, features: Tensor, mask: Tensor) -> Tensor:
+        queries = self.query(memory).view(len(memory), self.heads, features.shape[-1])
+        scores = torch.einsum("bld,bhd->bhl", features, queries)
+        scores = scores.masked_fill(~mask[:, None], torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=2) * mask[:, None].to(scores.dtype)
+        return torch.einsum("bhl,bld->bhd", weights, features).flatten(1)
+
     def read_each(self, memories: Tensor, features: Tensor, mask: Tensor) -> Tensor:
         """T queries per row at once: memories [B, T, memory_dim] -> [B, T, instr_dim],
-        row t equal to `forward(memories[:, t], features, mask)`."""
+        row t equal to `forward(memories[:, t], features, mask)` (one head)."""
+        assert self.heads == 1, "read_each reads with one head"
         scores = torch.einsum("bld,btd->btl", features, self.query(memories))
         scores = scores.masked_fill(~mask[:, None], torch.finfo(scores.dtype).min)
         weights = torch.softmax(scores, dim=2) * mask[:, None].to(scores.dtype)

@@ -14,6 +14,7 @@ One step of the agent (see docs/algorithm.md), for a batch of B environments:
     thought history: attention(new upper memory -> thought in use) -> LSTMCell
     lower level (ActionPolicy):
         language = attention(lower memory -> thought) + attention(lower memory -> mission)
+        (with `lower_heads` > 1, each attention has that many queries, reads concatenated)
         FiLM(visual map | language) -> max-pool -> LSTMCell -> actor / critic
         (with `front_cell`, the pooled vector is joined by the features of the cell in front)
 
@@ -67,6 +68,10 @@ class ModelConfig:
     reads nothing else (the paper); "mission" also attends to the mission's words at every
     word, so naming an object the mission names is a lookup rather than a recall from the
     memory vector."""
+    lower_heads: int = 1
+    """Attention heads with which the lower level reads the mission and (TC) the thought,
+    each a query from the lower memory; their reads are concatenated before the projection.
+    1 is the paper's lower level. Applies to TC and BC alike."""
     front_cell: bool = False
     """The lower level also reads the visual features of the cell in front of the agent,
     next to the max-pooled map (see :class:`~babyai.agent.layers.VisualReader`); False is
@@ -83,7 +88,8 @@ class ModelConfig:
                             f"available: {', '.join(THOUGHT_DECODERS)}")
         if self.instr_dim % 2:
             raise UserError(f"--instr-dim must be even (two GRU directions), got {self.instr_dim}")
-        for name in ("vocab_size", "image_dim", "memory_dim", "instr_dim", "num_actions"):
+        for name in ("vocab_size", "image_dim", "memory_dim", "instr_dim", "num_actions",
+                     "lower_heads"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
 
@@ -221,11 +227,12 @@ class ActionPolicy(nn.Module):
         super().__init__()
         d, m = config.instr_dim, config.memory_dim
         self.use_thoughts = config.use_thoughts
-        self.mission_attention = MemoryAttention(m, d)
-        self.mission_projection = nn.Linear(d, d)
+        heads = config.lower_heads
+        self.mission_attention = MemoryAttention(m, d, heads)
+        self.mission_projection = nn.Linear(heads * d, d)
         if config.use_thoughts:
-            self.thought_attention = MemoryAttention(m, d)
-            self.thought_projection = nn.Linear(d, d)
+            self.thought_attention = MemoryAttention(m, d, heads)
+            self.thought_projection = nn.Linear(heads * d, d)
         self.visual_reader = VisualReader(config.image_dim, d, front_cell=config.front_cell)
         self.memory_cell = nn.LSTMCell(self.visual_reader.output_dim, m)
         self.actor = nn.Sequential(nn.Linear(m, 64), nn.Tanh(), nn.Linear(64, config.num_actions))

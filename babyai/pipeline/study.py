@@ -140,6 +140,9 @@ class StudyConfig:
     thought_decoder: str = field(default="memory", metadata={"choices": THOUGHT_DECODERS})
     """What the TC agents' thought decoder reads (the trainer's --thought-decoder): the
     upper memory (the paper) or also the mission's words."""
+    lower_heads: int = field(default=1, metadata={"type": positive_int})
+    """Attention heads of every agent's lower level (TC's and BC's; the trainer's
+    --lower-heads)."""
     front_cell: bool = False
     """Every agent's lower level (TC's and BC's) also reads the cell in front of the agent
     (the trainer's --front-cell)."""
@@ -219,8 +222,10 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
               "--val-seed", str(TRAINER_VALIDATION_START),
               "--val-argmax" if config.eval_argmax else "--no-val-argmax",
               "--threads", "1", "--storage", str(root)]
-    if config.front_cell:  # a study made before the flag plans as then
+    if config.front_cell:  # a study made before these flags plans as then
         common.append("--front-cell")
+    if config.lower_heads != 1:
+        common += ["--lower-heads", str(config.lower_heads)]
     runs = []
     for agent in config.agents:
         for seed in range(config.first_seed, config.first_seed + config.seeds):

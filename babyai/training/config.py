@@ -10,6 +10,7 @@ from pathlib import Path
 
 from babyai.agent.model import HISTORY_THOUGHTS, INSTR_ARCHS, THOUGHT_DECODERS, ModelConfig
 from babyai.common.errors import UserError
+from babyai.common.cli import positive_int
 from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.env.envs import check_level
 from babyai.training.loss import THOUGHT_REDUCTIONS
@@ -61,6 +62,9 @@ class TrainConfig:
     thought_decoder: str = field(default="memory", metadata={"choices": THOUGHT_DECODERS})
     """What TC's thought decoder reads: `memory`, the upper memory only (the paper), or
     `mission`, also attention over the mission's words at every word it writes."""
+    lower_heads: int = field(default=1, metadata={"type": positive_int})
+    """Attention heads with which the lower level reads the mission and the thought (TC and
+    BC alike; 1: the paper's single attention, which tends to settle on one word)."""
     front_cell: bool = False
     """The lower level also reads the features of the cell in front of the agent, next to
     the max-pooled visual map (TC and BC alike; off: the paper's lower level)."""
@@ -233,4 +237,4 @@ class TrainConfig:
                            memory_dim=self.memory_dim, instr_dim=self.instr_dim,
                            instr_arch=self.instr_arch, use_thoughts=self.use_thoughts,
                            dropout=self.dropout, thought_decoder=self.thought_decoder,
-                           front_cell=self.front_cell)
+                           front_cell=self.front_cell, lower_heads=self.lower_heads)
