@@ -11,6 +11,11 @@ other object: the right intention about another object; other family), then the 
 of the bot's thoughts with the share of each the agent names exactly. Next to the closed
 -loop figures of `tc-evaluate-levels --thought-agreement`, it tells an upper level that
 cannot name the subgoal from one that loses its way off the demonstrator's states.
+
+With `--object-reading`, also the lower level's reading of the object its thought names,
+by intervention on the same levels (babyai/evaluation/object_reading.py): at the bot's
+pick-up steps, the agent's probability of pickup fed the bot's thought, and that thought
+changed to name another colour, another kind of object, or another family.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from babyai.common.storage import check_output_file, existing_levels_path, stora
 from babyai.evaluation.difficulty import COGNITIVE, check_hard_from, mission_group
 from babyai.evaluation.level_files import level_set_env, read_level_set
 from babyai.evaluation.ood import select_seeds
+from babyai.evaluation.object_reading import CHANGES, ObjectReading, object_reading
 from babyai.evaluation.open_loop import OpenLoopSummary, bot_episodes, summarize, watch
 from babyai.evaluation.writers import write_csv
 
@@ -57,6 +63,15 @@ def format_summary(model: str, group: str, summary: OpenLoopSummary, failed: int
     return f"{line}\n  by the bot's thought family: {families}"
 
 
+def format_reading(reading: ObjectReading) -> str:
+    if not reading.steps:
+        return "  object reading: no pick-up step of the bot names a colour here"
+    shares = {change: f"{100 * p:.1f}%" for change, p in reading.pickup.items()}
+    return (f"  object reading, {reading.steps} pick-up steps of the bot: P(pickup) with its "
+            f"thought {shares['none']}, naming another colour {shares['colour']}, another "
+            f"kind {shares['kind']}, another family {shares['family']}")
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser = Parser(description=__doc__)
     parser.add_argument("--model", action="append", required=True,
@@ -71,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                         help="at most this many levels per cognitive bin (default: all)")
     parser.add_argument("--hard-from", type=positive_int, default=5,
                         help="first cognitive bin of the hard group")
+    parser.add_argument("--object-reading", action="store_true",
+                        help="also measure whether the lower level reads the object its "
+                             "thought names (P(pickup) at the bot's pick-up steps with the "
+                             "thought's colour, kind or family changed)")
     parser.add_argument("--out", type=Path, default=None, help="a CSV file to write")
     parser.add_argument("--storage", default=None, help="storage root")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -105,11 +124,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         for group, (episodes, failed) in played.items():
             summary = summarize(watch(loaded.agent, loaded.vocab, episodes, device=device))
             print(format_summary(name, group, summary, len(failed)))
-            rows.append({"model": name, "group": group, "levels": summary.episodes,
-                         "bot_failed": len(failed), "steps": summary.steps,
-                         "action_match": round(summary.action_match, 4),
-                         **{f"thought_{kind}": round(share, 4)
-                            for kind, share in summary.kinds.items()}})
+            row = {"model": name, "group": group, "levels": summary.episodes,
+                   "bot_failed": len(failed), "steps": summary.steps,
+                   "action_match": round(summary.action_match, 4),
+                   **{f"thought_{kind}": round(share, 4) for kind, share in summary.kinds.items()}}
+            if args.object_reading:
+                reading = object_reading(loaded.agent, loaded.vocab, episodes, device=device)
+                print(format_reading(reading))
+                row["pickup_steps"] = reading.steps
+                row.update({f"pickup_{change}": round(reading.pickup[change], 4)
+                            for change in CHANGES})
+            rows.append(row)
     if args.out is not None:
         print(f"wrote {write_csv(args.out, rows)}")
     return rows
