@@ -227,12 +227,11 @@ class ActionPolicy(nn.Module):
         super().__init__()
         d, m = config.instr_dim, config.memory_dim
         self.use_thoughts = config.use_thoughts
-        heads = config.lower_heads
-        self.mission_attention = MemoryAttention(m, d, heads)
-        self.mission_projection = nn.Linear(heads * d, d)
+        self.mission_attention = MemoryAttention(m, d, config.lower_heads)
+        self.mission_projection = nn.Linear(self.mission_attention.output_dim, d)
         if config.use_thoughts:
-            self.thought_attention = MemoryAttention(m, d, heads)
-            self.thought_projection = nn.Linear(heads * d, d)
+            self.thought_attention = MemoryAttention(m, d, config.lower_heads)
+            self.thought_projection = nn.Linear(self.thought_attention.output_dim, d)
         self.visual_reader = VisualReader(config.image_dim, d, front_cell=config.front_cell)
         self.memory_cell = nn.LSTMCell(self.visual_reader.output_dim, m)
         self.actor = nn.Sequential(nn.Linear(m, 64), nn.Tanh(), nn.Linear(64, config.num_actions))
