@@ -24,15 +24,16 @@ from minigrid.core.constants import IDX_TO_COLOR, IDX_TO_OBJECT
 
 from babyai.agent.layers import FRONT_CELL
 from babyai.agent.model import Agent
-from babyai.agent.rollout import pad_tokens
 from babyai.data.vocab import Vocabulary
 from babyai.demos.episode import Episode
-from babyai.env.thoughts import COLORS, PICKABLE, picked_object
+from babyai.env.thoughts import COLORS, PICKABLE, names_object, picked_object
+from babyai.evaluation.open_loop import run_along
 
 CHANGES = ("none", "colour", "kind", "family")
 """How the bot's thought is changed: not at all, another colour, another kind of object,
 another family of thought."""
 OTHER_FAMILY = "explore unseen area"
+PICKUP = int(Actions.pickup)
 
 
 def pickup_steps(episode: Episode) -> list[int]:
@@ -43,8 +44,8 @@ def pickup_steps(episode: Episode) -> list[int]:
         kind_code, colour_code, _ = episode.images[t][FRONT_CELL]
         kind, colour = IDX_TO_OBJECT[int(kind_code)], IDX_TO_COLOR.get(int(colour_code))
         named = picked_object(thought)
-        if (int(action) == Actions.pickup and kind in PICKABLE and named is not None
-                and named[0] is not None and named[0] == colour and named[1] in (None, kind)):
+        if (int(action) == PICKUP and kind in PICKABLE and named is not None
+                and named[0] is not None and names_object(thought, colour, kind)):
             steps.append(t)
     return steps
 
@@ -74,7 +75,6 @@ def changed_episode(episode: Episode, steps: Sequence[int], change: str) -> Epis
     return replace(episode, thoughts=thoughts)
 
 
-@torch.no_grad()
 def pickup_probabilities(agent: Agent, vocab: Vocabulary, episodes: Sequence[Episode],
                          steps: Sequence[Sequence[int]], *, batch_size: int = 64,
                          device: Any = "cpu") -> list[float]:
@@ -82,29 +82,14 @@ def pickup_probabilities(agent: Agent, vocab: Vocabulary, episodes: Sequence[Epi
     each episode's `steps` (in order)."""
     if not agent.config.use_thoughts:
         raise ValueError("object reading needs a TC agent (this one reads no thoughts)")
-    pickup = int(Actions.pickup)
     found: list[float] = []
     for first in range(0, len(episodes), batch_size):
         chunk = list(episodes[first:first + batch_size])
-        wanted = [set(s) for s in steps[first:first + batch_size]]
-        lengths = [len(episode.actions) for episode in chunk]
-        mission = agent.encode_missions(pad_tokens([vocab.encode(e.mission) for e in chunk],
-                                                   device))
-        memory = agent.initial_memory(len(chunk), device)
-        probabilities = np.zeros((len(chunk), max(lengths)))
-        for t in range(max(lengths)):
-            # an episode that has ended repeats its last frame and thought; not kept
-            last = [min(t, n - 1) for n in lengths]
-            frames = np.stack([e.images[k] for e, k in zip(chunk, last)])
-            thoughts = pad_tokens([vocab.encode_thought(e.thoughts[k])
-                                   for e, k in zip(chunk, last)], device)
-            out = agent(torch.as_tensor(frames, device=device).long(), mission, memory,
-                        thought_target=thoughts, teacher_forcing=True,
-                        with_thought_logits=False)
-            memory = out.memory
-            probabilities[:, t] = torch.softmax(out.action_logits.float(), -1)[:, pickup].cpu()
-        for row, rows_steps in enumerate(wanted):
-            found.extend(float(probabilities[row, t]) for t in sorted(rows_steps))
+        probabilities = np.zeros((len(chunk), max(len(e.actions) for e in chunk)))
+        for t, out in run_along(agent, vocab, chunk, teacher_forced=True, device=device):
+            probabilities[:, t] = torch.softmax(out.action_logits.float(), -1)[:, PICKUP].cpu()
+        for row, wanted in enumerate(steps[first:first + batch_size]):
+            found.extend(float(probabilities[row, t]) for t in wanted)
     return found
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from babyai.agent.model import Agent
+from babyai.agent.model import Agent, AgentOutput
 from babyai.agent.records import MISMATCH_KINDS, mismatch_kind
 from babyai.agent.rollout import pad_tokens
 from babyai.data.vocab import Vocabulary
@@ -52,6 +52,27 @@ def bot_episodes(env_name: str, seeds: Sequence[int]) -> tuple[list[Episode], li
 
 
 @torch.no_grad()
+def run_along(agent: Agent, vocab: Vocabulary, chunk: Sequence[Episode], *,
+              teacher_forced: bool = False, device: Any = "cpu") -> Iterator[tuple[int, AgentOutput]]:
+    """Run the agent along a batch of episodes' observations, one step at a time: (t, the
+    agent's output for every episode at step t). Its lower level reads its own thoughts, or
+    with `teacher_forced` each episode's thought of that step. An episode that has ended
+    repeats its last frame and thought; callers keep only steps t < its length."""
+    lengths = [len(episode.actions) for episode in chunk]
+    mission = agent.encode_missions(pad_tokens([vocab.encode(e.mission) for e in chunk], device))
+    memory = agent.initial_memory(len(chunk), device)
+    for t in range(max(lengths)):
+        last = [min(t, n - 1) for n in lengths]
+        frames = np.stack([e.images[k] for e, k in zip(chunk, last)])
+        thoughts = (pad_tokens([vocab.encode_thought(e.thoughts[k]) for e, k in zip(chunk, last)],
+                               device) if teacher_forced else None)
+        out = agent(torch.as_tensor(frames, device=device).long(), mission, memory,
+                    thought_target=thoughts, teacher_forcing=teacher_forced,
+                    with_thought_logits=False)
+        memory = out.memory
+        yield t, out
+
+
 def watch(agent: Agent, vocab: Vocabulary, episodes: Sequence[Episode], *,
           batch_size: int = 64, device: Any = "cpu") -> list[WatchedEpisode]:
     """Run a TC agent along each episode's observations (its own thought history, greedy
@@ -62,17 +83,9 @@ def watch(agent: Agent, vocab: Vocabulary, episodes: Sequence[Episode], *,
     for first in range(0, len(episodes), batch_size):
         chunk = list(episodes[first:first + batch_size])
         lengths = [len(episode.actions) for episode in chunk]
-        mission = agent.encode_missions(pad_tokens([vocab.encode(e.mission) for e in chunk],
-                                                   device))
-        memory = agent.initial_memory(len(chunk), device)
         thoughts: list[list[str]] = [[] for _ in chunk]
         actions: list[list[int]] = [[] for _ in chunk]
-        for t in range(max(lengths)):
-            # an episode that has ended repeats its last frame; its outputs are not kept
-            frames = np.stack([e.images[min(t, n - 1)] for e, n in zip(chunk, lengths)])
-            out = agent(torch.as_tensor(frames, device=device).long(), mission, memory,
-                        thought_target=None, teacher_forcing=False)
-            memory = out.memory
+        for t, out in run_along(agent, vocab, chunk, device=device):
             chosen = out.action_logits.argmax(dim=-1).tolist()
             for row, n in enumerate(lengths):
                 if t < n:
