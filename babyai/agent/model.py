@@ -76,6 +76,10 @@ class ModelConfig:
     """The lower level also reads the visual features of the cell in front of the agent,
     next to the max-pooled map (see :class:`~babyai.agent.layers.VisualReader`); False is
     the paper's lower level. Applies to TC and BC alike."""
+    binding_head: bool = False
+    """TC's lower level also gives, from its memory, one logit for "the object in front is
+    the one my thought names" (trained by the trainer's --binding-coef; see
+    babyai/training/binding.py). False is the paper's lower level."""
     num_actions: int = 7
     """BabyAI's action space."""
 
@@ -92,6 +96,8 @@ class ModelConfig:
                      "lower_heads"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.binding_head and not self.use_thoughts:
+            raise UserError("a binding head reads thoughts: a BC agent has none")
 
 
 class Memory(NamedTuple):
@@ -143,6 +149,8 @@ class AgentOutput(NamedTuple):
     counterfactual_logits: Tensor | None = None
     """[K, num_actions]: the lower level's action logits for the `counterfactual` rows read
     with their counterfactual thoughts (only when asked for)."""
+    counterfactual_lower_h: Tensor | None = None
+    """[K, memory_dim]: the lower memory those readings produce (nothing carries it on)."""
 
 
 # --------------------------------------------------------------------------- the two levels
@@ -236,6 +244,8 @@ class ActionPolicy(nn.Module):
         self.memory_cell = nn.LSTMCell(self.visual_reader.output_dim, m)
         self.actor = nn.Sequential(nn.Linear(m, 64), nn.Tanh(), nn.Linear(64, config.num_actions))
         self.critic = nn.Sequential(nn.Linear(m, 64), nn.Tanh(), nn.Linear(64, 1))
+        if config.binding_head:
+            self.binding = nn.Linear(m, 1)
 
     def forward(self, visual: Tensor, mission: TextEncoding, thought: TextEncoding | None,
                 memory: Memory) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
@@ -362,7 +372,7 @@ class Agent(nn.Module):
             thought = TextEncoding(thought.features.roll(1, dims=0), thought.mask.roll(1, dims=0))
         if counterfactual is None:
             logits, value, (lower_h, lower_c) = self.policy(visual, mission, thought, memory)
-            counterfactual_logits = None
+            counterfactual_logits = counterfactual_h = None
         else:
             rows, tokens = counterfactual
             n = len(visual)
@@ -370,10 +380,16 @@ class Agent(nn.Module):
                 torch.cat([visual, visual[rows]]), _cat_text(mission, mission.index(rows)),
                 _cat_text(thought, self.encode_thoughts(tokens)),
                 Memory(*(torch.cat([field, field[rows]]) for field in memory)))
-            counterfactual_logits = logits[n:]
+            counterfactual_logits, counterfactual_h = logits[n:], lower_h[n:]
             logits, value, lower_h, lower_c = logits[:n], value[:n], lower_h[:n], lower_c[:n]
         new_memory = Memory(upper_h, upper_c, lower_h, lower_c, history_h, history_c)
-        return AgentOutput(logits, value, predicted, generated, new_memory, counterfactual_logits)
+        return AgentOutput(logits, value, predicted, generated, new_memory, counterfactual_logits,
+                           counterfactual_h)
+
+    def binding_logits(self, lower_h: Tensor) -> Tensor:
+        """[N] logits that the object in front is the one the thought names, from lower
+        memories [N, memory_dim] (an agent built with `binding_head`)."""
+        return self.policy.binding(lower_h).squeeze(1)
 
     def thought_logits(self, upper_h: Tensor, upper_c: Tensor, thought_target: Tensor,
                        mission: TextEncoding | None = None) -> Tensor:

@@ -130,6 +130,8 @@ class StudyConfig:
     or FAMILY=W,... (default: all 1)."""
     counterfactual_coef: float = field(default=0.0, metadata={"type": non_negative_float})
     """TC's counterfactual pick-up term (the trainer's --counterfactual-coef; 0 = off)."""
+    binding_coef: float = field(default=0.0, metadata={"type": non_negative_float})
+    """TC's binding term (the trainer's --binding-coef; 0 = off)."""
     tf_fraction: float = 1 / 3
     """TC's teacher forcing is 1 for this fraction of the epochs, then falls linearly to 0
     at the last epoch (the paper: 10 of 160 epochs; 1 keeps it always on)."""
@@ -246,6 +248,8 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
                     args += ["--thought-weights", config.thought_weights]
                 if config.counterfactual_coef:
                     args += ["--counterfactual-coef", str(config.counterfactual_coef)]
+                if config.binding_coef:
+                    args += ["--binding-coef", str(config.binding_coef)]
                 if config.tf_fraction < 1:
                     args += ["--stop-tf", str(stop_tf), "--tf-floor", str(config.tf_floor)]
             runs.append(StudyRun(agent, seed, name, "babyai.commands.train_tc", args))

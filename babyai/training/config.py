@@ -102,6 +102,12 @@ class TrainConfig:
     up under a thought naming a colour, the lower level also reads the thought with another
     colour (half the time another kind of object) and is penalised by -log(1 - p(pickup))
     (0 = off, the paper's loss; see babyai/training/counterfactual.py)."""
+    binding_coef: float = 0.0
+    """Weight of the binding term: the lower level gets a head that says, from its memory,
+    whether the object in front is the one its thought names, trained with binary
+    cross-entropy at teacher-forced steps facing an object, on the thought and on the same
+    thought naming another colour or kind (0 = off, the paper's agent; see
+    babyai/training/binding.py)."""
     epochs: int = 20
     """Number of epochs."""
     epoch_length: int = 0
@@ -179,7 +185,8 @@ class TrainConfig:
             raise UserError(f"--episodes must be positive, got {self.episodes}")
         if self.max_grad_norm <= 0:
             raise UserError(f"--max-grad-norm must be positive, got {self.max_grad_norm}")
-        for name in ("entropy_coef", "sg_coef", "counterfactual_coef", "epoch_length", "val_seed",
+        for name in ("entropy_coef", "sg_coef", "counterfactual_coef", "binding_coef",
+                     "epoch_length", "val_seed",
                      "val_episodes", "patience", "threads", "stop_tf"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -211,6 +218,11 @@ class TrainConfig:
         if self.counterfactual_coef > 0 and not self.teacher_forcing:
             raise UserError("--counterfactual-coef acts on teacher-forced steps: it needs "
                             "teacher forcing")
+        if self.binding_coef > 0 and not self.use_thoughts:
+            raise UserError("--binding-coef reads thoughts: a BC run has none")
+        if self.binding_coef > 0 and not self.teacher_forcing:
+            raise UserError("--binding-coef acts on teacher-forced steps: it needs teacher "
+                            "forcing")
         if not 0 <= self.tf_floor <= 1:
             raise UserError(f"--tf-floor must be in [0, 1], got {self.tf_floor}")
         if self.tf_floor > 0 and self.stop_tf is None:
@@ -237,4 +249,5 @@ class TrainConfig:
                            memory_dim=self.memory_dim, instr_dim=self.instr_dim,
                            instr_arch=self.instr_arch, use_thoughts=self.use_thoughts,
                            dropout=self.dropout, thought_decoder=self.thought_decoder,
-                           front_cell=self.front_cell, lower_heads=self.lower_heads)
+                           front_cell=self.front_cell, lower_heads=self.lower_heads,
+                           binding_head=self.binding_coef > 0)

@@ -78,6 +78,19 @@ class ThoughtSwap:
             swapped = _replace(swapped, self.kinds, rows, generator)
         return swapped
 
+    def swap_either(self, thoughts: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The thoughts with, per row and with one chance in three each, the colour, the kind
+        of object, or both replaced (the colour in rows that name no kind). Why: when the
+        colour always changes, telling the thoughts apart needs only the colour word, and
+        the kind word goes unread (the binding term, babyai/training/binding.py)."""
+        rows = len(thoughts)
+        draw = torch.randint(0, 3, (rows,), generator=generator, device=thoughts.device)
+        has_kind = torch.isin(thoughts, self.kinds).any(dim=1) & (len(self.kinds) > 1)
+        kind = has_kind & (draw > 0)
+        colour = ~has_kind | (draw != 1)
+        swapped = _replace(thoughts.clone(), self.colors, colour, generator)
+        return _replace(swapped, self.kinds, kind, generator) if len(self.kinds) > 1 else swapped
+
 
 def _replace(tokens: Tensor, words: Tensor, rows: Tensor,
              generator: torch.Generator | None) -> Tensor:

@@ -18,7 +18,8 @@ LOG_FIELDS = ["epoch", "update", "frames", "episodes", "seconds", "lr", "tf_prob
               "train/loss", "train/action_nll", "train/thought_nll", "train/entropy",
               "train/action_acc", "train/grad_norm", "train/fps",
               "val/success_rate", "val/mean_reward", "val/mean_length", "val/action_acc",
-              "val/thought_acc", "val/action_nll", "val/thought_nll", "val/thought_match"]
+              "val/thought_acc", "val/action_nll", "val/thought_nll", "val/thought_match",
+              "train/binding_bce", "train/binding_acc"]
 """The columns of `log.csv`, in order."""
 
 
@@ -73,6 +74,8 @@ class MetricLogger:
                  f"action {row['train/action_nll']:.3f} (acc {row['train/action_acc']:.3f})"]
         if self.use_thoughts:
             parts.append(f"thought {row['train/thought_nll']:.3f}")
+        if "train/binding_acc" in row:
+            parts.append(f"binding acc {row['train/binding_acc']:.3f}")
         parts += [f"tf {row['tf_prob']:.2f}", f"lr {row['lr']:.2g}"]
         if "val/action_acc" in row:
             parts.append(f"val acc {row['val/action_acc']:.3f}")

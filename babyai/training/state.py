@@ -28,7 +28,8 @@ IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32", "tf_floo
                         "cpu_precision": "fp32", "extra_demos": None, "init_from": None,
                         "extra_demos_labels": "both", "thought_weights": None,
                         "counterfactual_coef": 0.0, "thought_decoder": "memory",
-                        "front_cell": False, "lower_heads": 1}
+                        "front_cell": False, "lower_heads": 1,
+                        "binding_coef": 0.0}
 """TrainConfig fields added later, with what a run saved before they existed did."""
 
 

@@ -20,6 +20,7 @@ from babyai.agent.model import Agent, Memory
 from babyai.common.errors import UserError
 from babyai.data.batch import Batch
 from babyai.training.config import TrainConfig
+from babyai.training.binding import BindingTargets, binding_loss
 from babyai.training.counterfactual import ThoughtSwap, unlikelihood
 from babyai.training.distributed import DistContext, all_reduce_gradients, all_reduce_sum
 from babyai.training.loss import imitation_loss, thought_nll
@@ -44,7 +45,10 @@ class BatchStep:
     device: torch.device
     dist: DistContext
     swap: ThoughtSwap | None = None
-    """The counterfactual thoughts of `--counterfactual-coef` (None: off)."""
+    """The counterfactual thoughts of `--counterfactual-coef` and `--binding-coef` (None:
+    both off)."""
+    binding: BindingTargets | None = None
+    """The binding targets of `--binding-coef` (None: off)."""
 
     @property
     def amp(self) -> bool:
@@ -74,7 +78,8 @@ class BatchStep:
         """As `__call__`, starting from `memory` (lanes carry it from batch to batch; default
         zeros); also returns the detached memory after the batch's last step."""
         config = self.config
-        sums = torch.zeros(6, dtype=torch.float64)  # loss, action, thought, entropy, correct, steps
+        # loss, action, thought, entropy, correct, steps, binding BCE, binding correct, rows
+        sums = torch.zeros(9, dtype=torch.float64)
         self.optimizer.zero_grad(set_to_none=True)
         if len(batch):
             if memory is None:
@@ -85,7 +90,9 @@ class BatchStep:
                     output, memory = run_window(self.agent, window, missions, memory,
                                                 teacher_forcing, with_thought_logits=False,
                                                 history_thought=config.history_thoughts,
-                                                swap=self.swap)
+                                                swap=self.swap,
+                                                pickup_term=config.counterfactual_coef > 0,
+                                                binding=self.binding)
                 parts = imitation_loss(output.action_logits, output.actions,
                                        entropy_coef=config.entropy_coef,
                                        denominator=total_steps)
@@ -93,6 +100,14 @@ class BatchStep:
                     parts = parts._replace(total=parts.total + config.counterfactual_coef
                                            * unlikelihood(output.counterfactual_logits).sum()
                                            / total_steps)
+                bound = torch.zeros(3, dtype=torch.float64)
+                if output.binding_logits is not None and len(output.binding_logits):
+                    bce = binding_loss(output.binding_logits, output.binding_labels).sum()
+                    parts = parts._replace(total=parts.total
+                                           + config.binding_coef * bce / total_steps)
+                    right = ((output.binding_logits > 0).float() == output.binding_labels).sum()
+                    bound = torch.tensor([bce.item(), right.item(), len(output.binding_logits)],
+                                         dtype=torch.float64)
                 roots, grads = [self.scaler.scale(parts.total)], [None]
                 thought = 0.0
                 if output.upper_h is not None:
@@ -103,9 +118,9 @@ class BatchStep:
                 torch.autograd.backward(roots, grads)
                 memory = memory.detach()
                 total = parts.total.item() + config.sg_coef * thought
-                sums += torch.tensor([total, parts.action.item(), thought, parts.entropy.item(),
-                                      float(parts.action_correct), float(parts.steps)],
-                                     dtype=torch.float64)
+                sums += torch.cat([torch.tensor(
+                    [total, parts.action.item(), thought, parts.entropy.item(),
+                     float(parts.action_correct), float(parts.steps)], dtype=torch.float64), bound])
         params = [p for p in self.agent.parameters() if p.requires_grad]
         if self.dist.enabled:
             all_reduce_gradients(params)
@@ -120,9 +135,13 @@ class BatchStep:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         steps = max(float(sums[5]), 1.0)
-        return {"loss": loss, "action_nll": float(sums[1]), "thought_nll": float(sums[2]),
-                "entropy": float(sums[3]), "action_acc": float(sums[4]) / steps,
-                "grad_norm": grad_norm, "steps": float(sums[5])}, memory
+        metrics = {"loss": loss, "action_nll": float(sums[1]), "thought_nll": float(sums[2]),
+                   "entropy": float(sums[3]), "action_acc": float(sums[4]) / steps,
+                   "grad_norm": grad_norm, "steps": float(sums[5])}
+        if self.binding is not None:  # per binding reading, not per step
+            rows = max(float(sums[8]), 1.0)
+            metrics.update(binding_bce=float(sums[6]) / rows, binding_acc=float(sums[7]) / rows)
+        return metrics, memory
 
     def _thought_backward(self, output: WindowOutput, total_steps: int
                           ) -> tuple[float, list[tuple[torch.Tensor, torch.Tensor]]]:

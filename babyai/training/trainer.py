@@ -42,6 +42,7 @@ from babyai.demos.files import check_pair
 from babyai.training import distributed
 from babyai.training.callbacks import EarlyStopping
 from babyai.training.config import TrainConfig
+from babyai.training.binding import BindingTargets
 from babyai.training.counterfactual import ThoughtSwap
 from babyai.training.distributed import DistContext, dist_context_from_env
 from babyai.training.logger import MetricLogger
@@ -116,9 +117,11 @@ class Trainer:
         self.amp = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         swap = (ThoughtSwap.from_vocab(self.vocab).to(self.device)
-                if config.counterfactual_coef > 0 else None)
+                if config.counterfactual_coef > 0 or config.binding_coef > 0 else None)
+        binding = (BindingTargets.from_vocab(self.vocab).to(self.device)
+                   if config.binding_coef > 0 else None)
         self.step = BatchStep(config, self.agent, self.optimizer, self.scaler, self.device,
-                              self.dist, swap)
+                              self.dist, swap, binding)
         self.sampler = EpochSampler(len(self.train_data), config.epoch_length, config.seed)
         self.state = TrainState()
         self.early_stopping = EarlyStopping(config.patience)
@@ -285,7 +288,8 @@ class Trainer:
         return {"lr": lr, "tf_prob": tf_prob,
                 "tf_share": totals.get("tf", 0.0) / max(count, 1),
                 **{f"train/{k}": totals.get(k, 0.0) / steps for k in
-                   ("loss", "action_nll", "thought_nll", "entropy", "action_acc", "grad_norm")},
+                   ("loss", "action_nll", "thought_nll", "entropy", "action_acc", "grad_norm",
+                    *(("binding_bce", "binding_acc") if "binding_acc" in totals else ()))},
                 "train/fps": totals.get("steps", 0.0) / max(seconds, 1e-9)}
 
     def train_batch(self, batch: Batch, teacher_forcing: bool, total_steps: int) -> dict[str, float]:

@@ -15,6 +15,7 @@ import torch
 
 from babyai.agent.model import Agent, Memory, TextEncoding
 from babyai.data.batch import Window
+from babyai.training.binding import BindingTargets
 from babyai.training.counterfactual import ThoughtSwap
 
 
@@ -35,20 +36,28 @@ class WindowOutput(NamedTuple):
     counterfactual_logits: torch.Tensor | None = None
     """[K, A] the lower level's action logits at the window's pick-up steps read with a
     thought that names another object (only when asked for with `swap`)."""
+    binding_logits: torch.Tensor | None = None
+    """[M] the binding head's logits at the window's binding steps, read with their own
+    thought and with the swapped one (only when asked for with `binding`)."""
+    binding_labels: torch.Tensor | None = None
+    """[M] their targets: 1 where the object in front is the one the thought read names."""
 
 
 def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Memory,
                teacher_forcing: bool, with_thought_logits: bool = True,
                history_thought: str = "in_use",
-               swap: ThoughtSwap | None = None) -> tuple[WindowOutput, Memory]:
+               swap: ThoughtSwap | None = None, pickup_term: bool = True,
+               binding: BindingTargets | None = None) -> tuple[WindowOutput, Memory]:
     """Run the agent once per step over one window, on the active rows only.
 
     Args:
         missions: [B, L] mission tokens of the batch (encoded here, inside the window's graph).
         memory: the memory carried in, one row per row active at the window's first step.
         history_thought: what the thought history reads (see :meth:`Agent.forward`).
-        swap: with teacher forcing, also read each pick-up step with a counterfactual
-            thought (see babyai.training.counterfactual).
+        swap: with teacher forcing, how a step is read a second time with a counterfactual
+            thought (see babyai.training.counterfactual); `pickup_term` reads each pick-up
+            step so (the unlikelihood term's rows), `binding` each binding step
+            (babyai.training.binding) and gives the binding head's logits and targets.
     Returns the window's outputs and the memory after its last step (rows still active).
     """
     rows = window.active[0]
@@ -58,7 +67,7 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
     else:  # lanes: the batch's missions encoded once, gathered per step
         all_missions = agent.encode_missions(missions)
     logits, actions, targets, upper_h, upper_c, mission_rows = [], [], [], [], [], []
-    weights, counterfactual = [], []
+    weights, counterfactual, binding_logits, binding_labels = [], [], [], []
     reads_mission = agent.thought_decoder_reads_mission
     use_thoughts = agent.config.use_thoughts
     swap = swap if (swap is not None and use_thoughts and teacher_forcing) else None
@@ -80,17 +89,32 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
             memory = memory.mask(~window.starts[t, :active])
         target = window.thoughts[t, :active] if use_thoughts else None
         encoding = table.index((t, slice(0, active))) if table is not None else None
-        second_reading = None
+        images = window.images[t, :active]
+        second_reading = picked = bound = None
         if swap is not None:
-            picked = swap.select(target, window.actions[t, :active]).nonzero().squeeze(1)
-            if len(picked):
-                second_reading = (picked, swap.swap(target[picked]))
-        out = agent(window.images[t, :active], mission, memory, thought_target=target,
+            picked = (swap.select(target, window.actions[t, :active]) if pickup_term
+                      else torch.zeros(active, dtype=torch.bool, device=target.device))
+            bound = (binding.select(images, target) if binding is not None
+                     else torch.zeros_like(picked))
+            reread = (picked | bound).nonzero().squeeze(1)
+            if len(reread):
+                second_reading = (reread, swap.swap(target[reread]) if binding is None
+                                  else swap.swap_either(target[reread]))
+                picked, bound = picked[reread], bound[reread]
+        out = agent(images, mission, memory, thought_target=target,
                     teacher_forcing=teacher_forcing, with_thought_logits=False,
                     thought_encoding=encoding, history_thought=history_thought,
                     counterfactual=second_reading)
-        if out.counterfactual_logits is not None:
-            counterfactual.append(out.counterfactual_logits)
+        if second_reading is not None:
+            reread, swapped = second_reading
+            if pickup_term:
+                counterfactual.append(out.counterfactual_logits[picked])
+            if binding is not None:
+                own = reread[bound]
+                binding_logits += [agent.binding_logits(out.memory.lower_h[own]),
+                                   agent.binding_logits(out.counterfactual_lower_h[bound])]
+                binding_labels += [binding.labels(images[own], target[own]),
+                                   binding.labels(images[own], swapped[bound])]
         memory = out.memory
         logits.append(out.action_logits)
         actions.append(window.actions[t, :active])
@@ -116,5 +140,6 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
     counterfactual_logits = torch.cat(counterfactual) if counterfactual else None
     return WindowOutput(torch.cat(logits), torch.cat(actions), thought_logits,
                         thought_targets, all_h, all_c, decoder_missions, rows_of_steps,
-                        torch.cat(weights) if weights else None,
-                        counterfactual_logits), memory
+                        torch.cat(weights) if weights else None, counterfactual_logits,
+                        torch.cat(binding_logits) if binding_logits else None,
+                        torch.cat(binding_labels) if binding_labels else None), memory
