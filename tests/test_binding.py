@@ -126,6 +126,7 @@ def test_the_term_joins_the_loss_as_computed_directly(demos, monkeypatch):
                                   instr_dim=16, image_dim=16, batch_size=6, recurrence=4,
                                   conv_precision="fp32", val_episodes=0, device="cpu",
                                   dropout=0.0, max_grad_norm=1e9, binding_coef=2.0,
+                                  binding_swap="either",
                                   layout="episodes", model="bind"))
     monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
     agent, swap, binding = trainer.agent, trainer.step.swap, trainer.step.binding
@@ -140,7 +141,8 @@ def test_the_term_joins_the_loss_as_computed_directly(demos, monkeypatch):
     with torch.no_grad():
         for window in batch.windows(4, "cpu"):
             output, memory = run_window(agent, window, missions, memory, True, swap=swap,
-                                        pickup_term=False, binding=binding)
+                                        pickup_term=False, binding=binding,
+                                        binding_swap="either")
             assert output.counterfactual_logits is None  # no unlikelihood term asked for
             parts = imitation_loss(output.action_logits, output.actions, output.thought_logits,
                                    output.thought_targets, sg_coef=2.0,
@@ -169,10 +171,13 @@ def test_the_flag_through_tc_train_and_the_study(demos):
         train_tc.main(base + ["--binding-coef", "1", "--no-teacher-forcing", "--sg-coef", "0"])
     with pytest.raises(UserError, match="must be >= 0"):
         train_tc.main(base + ["--binding-coef", "-1"])
+    with pytest.raises(UserError, match="invalid choice"):
+        train_tc.main(base + ["--binding-coef", "1", "--binding-swap", "kind"])
     with pytest.raises(UserError, match="unrecognized"):
         train_bc.main(base + ["--binding-coef", "1"])
     runs = plan_runs(StudyConfig(agents=("tc", "bc", "tc_nothought"), seeds=1, binding_coef=0.5),
                      80.0, demos)
     flags = {run.agent: run.args for run in runs}
     assert flags["tc"][flags["tc"].index("--binding-coef") + 1] == "0.5"
+    assert flags["tc"][flags["tc"].index("--binding-swap") + 1] == "colour"
     assert "--binding-coef" not in flags["bc"] and "--binding-coef" not in flags["tc_nothought"]

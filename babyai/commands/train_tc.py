@@ -23,7 +23,7 @@ from babyai.training.config import TrainConfig
 from babyai.training.trainer import TrainSummary, train
 
 THOUGHT_ONLY = ("sg_coef", "thought_loss_reduction", "thought_weights", "counterfactual_coef",
-                "binding_coef", "stop_tf", "teacher_forcing",
+                "binding_coef", "binding_swap", "stop_tf", "teacher_forcing",
                 "extra_demos_labels")
 """Fields of TrainConfig that only Thought Cloning has (no flags for BC)."""
 

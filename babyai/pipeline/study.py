@@ -60,6 +60,7 @@ from babyai.evaluation.stats import (label_order, mean_interval, summarize_succe
                                      wilson_interval)
 from babyai.evaluation.writers import write_csv
 from babyai.pipeline.stages import Stage, StageRunner
+from babyai.training.binding import BINDING_SWAPS
 from babyai.training.thought_weights import check_thought_weights
 from babyai.reports.curves import read_log
 from babyai.reports.study_figure import plot_ood_bins, plot_study
@@ -132,6 +133,8 @@ class StudyConfig:
     """TC's counterfactual pick-up term (the trainer's --counterfactual-coef; 0 = off)."""
     binding_coef: float = field(default=0.0, metadata={"type": non_negative_float})
     """TC's binding term (the trainer's --binding-coef; 0 = off)."""
+    binding_swap: str = field(default="colour", metadata={"choices": BINDING_SWAPS})
+    """How TC's binding term changes the thought (the trainer's --binding-swap)."""
     tf_fraction: float = 1 / 3
     """TC's teacher forcing is 1 for this fraction of the epochs, then falls linearly to 0
     at the last epoch (the paper: 10 of 160 epochs; 1 keeps it always on)."""
@@ -249,7 +252,8 @@ def plan_runs(config: StudyConfig, mean_length: float, root: Path) -> list[Study
                 if config.counterfactual_coef:
                     args += ["--counterfactual-coef", str(config.counterfactual_coef)]
                 if config.binding_coef:
-                    args += ["--binding-coef", str(config.binding_coef)]
+                    args += ["--binding-coef", str(config.binding_coef),
+                             "--binding-swap", config.binding_swap]
                 if config.tf_fraction < 1:
                     args += ["--stop-tf", str(stop_tf), "--tf-floor", str(config.tf_floor)]
             runs.append(StudyRun(agent, seed, name, "babyai.commands.train_tc", args))

@@ -13,11 +13,11 @@ kind. The target is read off the step's image (minigrid's object and colour code
 front cell) and the thought's words; it is asked at teacher-forced steps whose thought
 acts on an object in front (pickup, remove, open, unlock, close, go to) and names both its
 colour and its kind, while an object (key, ball, box or door) is in front. Each such step
-is read a second time with the thought's colour, its kind of object, or both changed (one
-chance in three each; a door's colour; :meth:`ThoughtSwap.swap_either
-<babyai.training.counterfactual.ThoughtSwap.swap_either>`), so the same state comes with
-the answer "yes" and "no": only the words tell them apart, and both words matter. The
-loss adds
+is read a second time with the thought changed (:class:`ThoughtSwap
+<babyai.training.counterfactual.ThoughtSwap>`; `--binding-swap colour`: always its colour,
+half of the time also its kind; `either`: its colour, its kind or both, one chance in three
+each), so the same state comes with the answer "yes" and "no": only the words tell them
+apart. The loss adds
 C x sum(BCE) / (valid steps of the batch), as the other terms.
 """
 from __future__ import annotations
@@ -33,6 +33,8 @@ from babyai.agent.layers import FRONT_CELL
 from babyai.data.vocab import UNK, Vocabulary
 from babyai.env.thoughts import PICKABLE
 
+BINDING_SWAPS = ("colour", "either")
+"""How the second reading changes a thought (see the module docstring)."""
 KINDS = (*PICKABLE, "door")
 """The kinds of object a thought can name and the agent can face."""
 ACTING_WORDS = ("pickup", "remove", "open", "unlock", "close", "go")

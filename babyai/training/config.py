@@ -13,6 +13,7 @@ from babyai.common.errors import UserError
 from babyai.common.cli import positive_int
 from babyai.common.seeds import TRAINER_VALIDATION_START
 from babyai.env.envs import check_level
+from babyai.training.binding import BINDING_SWAPS
 from babyai.training.loss import THOUGHT_REDUCTIONS
 from babyai.training.thought_weights import check_thought_weights, parse_thought_weights
 
@@ -108,6 +109,10 @@ class TrainConfig:
     cross-entropy at teacher-forced steps facing an object, on the thought and on the same
     thought naming another colour or kind (0 = off, the paper's agent; see
     babyai/training/binding.py)."""
+    binding_swap: str = field(default="colour", metadata={"choices": BINDING_SWAPS})
+    """How the binding term's second reading changes the thought: `colour` (always the
+    colour, half of the time also the kind) or `either` (the colour, the kind or both, one
+    chance in three each)."""
     epochs: int = 20
     """Number of epochs."""
     epoch_length: int = 0
@@ -220,6 +225,9 @@ class TrainConfig:
                             "teacher forcing")
         if self.binding_coef > 0 and not self.use_thoughts:
             raise UserError("--binding-coef reads thoughts: a BC run has none")
+        if self.binding_swap not in BINDING_SWAPS:
+            raise UserError(f"unknown --binding-swap {self.binding_swap!r}; available: "
+                            f"{', '.join(BINDING_SWAPS)}")
         if self.binding_coef > 0 and not self.teacher_forcing:
             raise UserError("--binding-coef acts on teacher-forced steps: it needs teacher "
                             "forcing")

@@ -29,7 +29,7 @@ IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32", "tf_floo
                         "extra_demos_labels": "both", "thought_weights": None,
                         "counterfactual_coef": 0.0, "thought_decoder": "memory",
                         "front_cell": False, "lower_heads": 1,
-                        "binding_coef": 0.0}
+                        "binding_coef": 0.0, "binding_swap": "colour"}
 """TrainConfig fields added later, with what a run saved before they existed did."""
 
 

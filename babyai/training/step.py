@@ -92,7 +92,8 @@ class BatchStep:
                                                 history_thought=config.history_thoughts,
                                                 swap=self.swap,
                                                 pickup_term=config.counterfactual_coef > 0,
-                                                binding=self.binding)
+                                                binding=self.binding,
+                                                binding_swap=config.binding_swap)
                 parts = imitation_loss(output.action_logits, output.actions,
                                        entropy_coef=config.entropy_coef,
                                        denominator=total_steps)

@@ -47,7 +47,8 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
                teacher_forcing: bool, with_thought_logits: bool = True,
                history_thought: str = "in_use",
                swap: ThoughtSwap | None = None, pickup_term: bool = True,
-               binding: BindingTargets | None = None) -> tuple[WindowOutput, Memory]:
+               binding: BindingTargets | None = None,
+               binding_swap: str = "colour") -> tuple[WindowOutput, Memory]:
     """Run the agent once per step over one window, on the active rows only.
 
     Args:
@@ -57,7 +58,8 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
         swap: with teacher forcing, how a step is read a second time with a counterfactual
             thought (see babyai.training.counterfactual); `pickup_term` reads each pick-up
             step so (the unlikelihood term's rows), `binding` each binding step
-            (babyai.training.binding) and gives the binding head's logits and targets.
+            (babyai.training.binding) and gives the binding head's logits and targets;
+            `binding_swap="either"` then changes the colour, the kind or both.
     Returns the window's outputs and the memory after its last step (rows still active).
     """
     rows = window.active[0]
@@ -98,8 +100,9 @@ def run_window(agent: Agent, window: Window, missions: torch.Tensor, memory: Mem
                      else torch.zeros_like(picked))
             reread = (picked | bound).nonzero().squeeze(1)
             if len(reread):
-                second_reading = (reread, swap.swap(target[reread]) if binding is None
-                                  else swap.swap_either(target[reread]))
+                either = binding is not None and binding_swap == "either"
+                second_reading = (reread, swap.swap_either(target[reread]) if either
+                                  else swap.swap(target[reread]))
                 picked, bound = picked[reread], bound[reread]
         out = agent(images, mission, memory, thought_target=target,
                     teacher_forcing=teacher_forcing, with_thought_logits=False,
