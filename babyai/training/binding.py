@@ -19,6 +19,10 @@ half of the time also its kind; `either`: its colour, its kind or both, one chan
 each), so the same state comes with the answer "yes" and "no": only the words tell them
 apart. The loss adds
 C x sum(BCE) / (valid steps of the batch), as the other terms.
+
+What it does (docs/experiments.md, "Tried: a binding term"): the lower level learns to
+read the colour its thought names, and then follows it, also where the agent's own
+thought names the wrong object.
 """
 from __future__ import annotations
 

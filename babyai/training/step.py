@@ -141,7 +141,8 @@ class BatchStep:
                    "grad_norm": grad_norm, "steps": float(sums[5])}
         if self.binding is not None:  # per binding reading, not per step
             rows = max(float(sums[8]), 1.0)
-            metrics.update(binding_bce=float(sums[6]) / rows, binding_acc=float(sums[7]) / rows)
+            metrics.update(binding_bce=float(sums[6]) / rows, binding_acc=float(sums[7]) / rows,
+                           binding_rows=float(sums[8]))
         return metrics, memory
 
     def _thought_backward(self, output: WindowOutput, total_steps: int

@@ -273,7 +273,12 @@ class Trainer:
             except Exception as error:
                 raise self._batch_error(error, epoch, number, global_indices) from error
             for key, value in metrics.items():
-                weight = 1.0 if key == "steps" else metrics["steps"]
+                if key in ("steps", "binding_rows"):
+                    weight = 1.0
+                elif key.startswith("binding_"):  # a mean over the batch's binding readings
+                    weight = metrics["binding_rows"]
+                else:
+                    weight = metrics["steps"]
                 totals[key] = totals.get(key, 0.0) + value * weight
             totals["tf"] = totals.get("tf", 0.0) + float(teacher_forcing)
             self.state.updates += 1
@@ -285,12 +290,15 @@ class Trainer:
         self.state.frames += int(totals.get("steps", 0))
         self.state.episodes += len(indices)
         self.state.seconds += seconds
-        return {"lr": lr, "tf_prob": tf_prob,
-                "tf_share": totals.get("tf", 0.0) / max(count, 1),
-                **{f"train/{k}": totals.get(k, 0.0) / steps for k in
-                   ("loss", "action_nll", "thought_nll", "entropy", "action_acc", "grad_norm",
-                    *(("binding_bce", "binding_acc") if "binding_acc" in totals else ()))},
-                "train/fps": totals.get("steps", 0.0) / max(seconds, 1e-9)}
+        row = {"lr": lr, "tf_prob": tf_prob,
+               "tf_share": totals.get("tf", 0.0) / max(count, 1),
+               **{f"train/{k}": totals.get(k, 0.0) / steps for k in
+                  ("loss", "action_nll", "thought_nll", "entropy", "action_acc", "grad_norm")},
+               "train/fps": totals.get("steps", 0.0) / max(seconds, 1e-9)}
+        if "binding_rows" in totals:
+            readings = max(totals["binding_rows"], 1.0)
+            row.update({f"train/{k}": totals[k] / readings for k in ("binding_bce", "binding_acc")})
+        return row
 
     def train_batch(self, batch: Batch, teacher_forcing: bool, total_steps: int) -> dict[str, float]:
         """One optimizer step on `batch`; `total_steps` counts the global batch (all ranks)."""
