@@ -9,6 +9,7 @@ import pytest
 import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
+from step_replay import replay, step_once
 from synthetic_demos import write_demos
 
 from babyai.agent.checkpoint import load_checkpoint
@@ -17,13 +18,8 @@ from babyai.commands import train_bc, train_tc
 from babyai.common.errors import UserError
 from babyai.data.vocab import Vocabulary
 from babyai.pipeline.study import StudyConfig, plan_runs
-from babyai.training import step as step_module
 from babyai.training.binding import BindingTargets, binding_loss
-from babyai.training.config import TrainConfig
 from babyai.training.counterfactual import ThoughtSwap
-from babyai.training.loss import imitation_loss
-from babyai.training.trainer import Trainer
-from babyai.training.window import run_window
 
 ENV = "BabyAI-GoToRedBall-v0"
 SENTENCES = ["pickup red ball to complete pickup mission", "remove blocking object grey key",
@@ -116,43 +112,20 @@ def demos(tmp_path):
     return tmp_path
 
 
-def test_the_term_joins_the_loss_as_computed_directly(demos, monkeypatch):
-    drawn = ThoughtSwap.swap_either  # the same swap for the same thoughts, call after call
-    monkeypatch.setattr(ThoughtSwap, "swap_either", lambda self, thoughts, generator=None: drawn(
-        self, thoughts, torch.Generator().manual_seed(0)))
-    monkeypatch.setattr(step_module, "THOUGHT_CHUNK", 7)
-    torch.manual_seed(0)
-    trainer = Trainer(TrainConfig(env=ENV, demos="synth", storage=str(demos), memory_dim=24,
-                                  instr_dim=16, image_dim=16, batch_size=6, recurrence=4,
-                                  conv_precision="fp32", val_episodes=0, device="cpu",
-                                  dropout=0.0, max_grad_norm=1e9, binding_coef=2.0,
-                                  binding_swap="either",
-                                  layout="episodes", model="bind"))
-    monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
-    agent, swap, binding = trainer.agent, trainer.step.swap, trainer.step.binding
-    assert swap is not None and binding is not None and agent.config.binding_head
-    initial = {name: buffer.clone() for name, buffer in agent.named_buffers()}
-    batch = trainer.train_data.batch(range(14))
-    metrics = trainer.train_batch(batch, True, batch.num_steps)
-    for name, buffer in agent.named_buffers():  # replay the step from the same statistics
-        buffer.copy_(initial[name])
-    memory, missions = agent.initial_memory(len(batch)), batch.mission_tensor("cpu")
+def test_the_term_joins_the_loss_as_computed_directly(tmp_path, monkeypatch):
+    trainer, batch, metrics = step_once(tmp_path, monkeypatch, "swap_either", binding_coef=2.0,
+                                        binding_swap="either", model="bind")
+    swap, binding = trainer.step.swap, trainer.step.binding
+    assert swap is not None and binding is not None and trainer.agent.config.binding_head
     total, added, rows, right = 0.0, 0.0, 0, 0
-    with torch.no_grad():
-        for window in batch.windows(4, "cpu"):
-            output, memory = run_window(agent, window, missions, memory, True, swap=swap,
-                                        pickup_term=False, binding=binding,
-                                        binding_swap="either")
-            assert output.counterfactual_logits is None  # no unlikelihood term asked for
-            parts = imitation_loss(output.action_logits, output.actions, output.thought_logits,
-                                   output.thought_targets, sg_coef=2.0,
-                                   denominator=batch.num_steps)
-            total += float(parts.total)
-            if output.binding_logits is not None:
-                rows += len(output.binding_logits)
-                added += float(binding_loss(output.binding_logits, output.binding_labels).sum())
-                right += int(((output.binding_logits > 0).float()
-                              == output.binding_labels).sum())
+    for output, parts in replay(trainer, batch, swap=swap, pickup_term=False, binding=binding,
+                                binding_swap="either"):
+        assert output.counterfactual_logits is None  # no unlikelihood term asked for
+        total += float(parts.total)
+        if output.binding_logits is not None:
+            rows += len(output.binding_logits)
+            added += float(binding_loss(output.binding_logits, output.binding_labels).sum())
+            right += int(((output.binding_logits > 0).float() == output.binding_labels).sum())
     assert rows > 0 and rows % 2 == 0  # each binding step read with its thought and swapped
     assert metrics["loss"] == pytest.approx(total + 2.0 * added / batch.num_steps, rel=1e-4)
     assert metrics["binding_acc"] == pytest.approx(right / rows)

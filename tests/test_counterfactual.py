@@ -5,18 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from step_replay import replay, step_once
 from synthetic_demos import write_demos
 
 from babyai.agent.model import ModelConfig, build_agent
 from babyai.commands import train_bc, train_tc
 from babyai.common.errors import UserError
 from babyai.data.vocab import Vocabulary
-from babyai.training import step as step_module
 from babyai.training.config import TrainConfig
 from babyai.training.counterfactual import PICKUP, ThoughtSwap, unlikelihood
-from babyai.training.loss import imitation_loss
 from babyai.training.trainer import Trainer
-from babyai.training.window import run_window
 
 ENV = "BabyAI-GoToRedBall-v0"
 SENTENCES = ["pickup red ball to complete pickup mission", "remove blocking object grey key",
@@ -96,40 +94,20 @@ def demos(tmp_path):
     return tmp_path
 
 
-def test_the_term_joins_the_loss_as_computed_directly(demos, monkeypatch):
-    swap_drawn = ThoughtSwap.swap  # the same swap for the same thoughts, call after call
-    monkeypatch.setattr(ThoughtSwap, "swap", lambda self, thoughts, generator=None: swap_drawn(
-        self, thoughts, torch.Generator().manual_seed(0)))
-    monkeypatch.setattr(step_module, "THOUGHT_CHUNK", 7)
-    torch.manual_seed(0)
-    trainer = Trainer(TrainConfig(env=ENV, demos="synth", storage=str(demos), memory_dim=24,
-                                  instr_dim=16, image_dim=16, batch_size=6, recurrence=4,
-                                  conv_precision="fp32", val_episodes=0, device="cpu",
-                                  dropout=0.0, max_grad_norm=1e9, counterfactual_coef=0.5,
-                                  layout="episodes", model="cf"))
-    monkeypatch.setattr(trainer.optimizer, "step", lambda *args, **kwargs: None)
-    agent, swap = trainer.agent, trainer.step.swap
+def test_the_term_joins_the_loss_as_computed_directly(tmp_path, monkeypatch):
+    trainer, batch, metrics = step_once(tmp_path, monkeypatch, "swap",
+                                        counterfactual_coef=0.5, model="cf")
+    swap = trainer.step.swap
     assert swap is not None
-    initial = {name: buffer.clone() for name, buffer in agent.named_buffers()}
-    batch = trainer.train_data.batch(range(14))
-    metrics = trainer.train_batch(batch, True, batch.num_steps)
-    for name, buffer in agent.named_buffers():  # replay the step from the same statistics
-        buffer.copy_(initial[name])
-    memory, missions = agent.initial_memory(len(batch)), batch.mission_tensor("cpu")
     total, added, picked = 0.0, 0.0, 0
-    with torch.no_grad():
-        for window in batch.windows(4, "cpu"):
-            output, memory = run_window(agent, window, missions, memory, True, swap=swap)
-            parts = imitation_loss(output.action_logits, output.actions, output.thought_logits,
-                                   output.thought_targets, sg_coef=2.0,
-                                   denominator=batch.num_steps)
-            total += float(parts.total)
-            if output.counterfactual_logits is not None:
-                picked += len(output.counterfactual_logits)
-                added += float(unlikelihood(output.counterfactual_logits).sum())
+    for output, parts in replay(trainer, batch, swap=swap):
+        total += float(parts.total)
+        if output.counterfactual_logits is not None:
+            picked += len(output.counterfactual_logits)
+            added += float(unlikelihood(output.counterfactual_logits).sum())
     assert picked > 0
     assert metrics["loss"] == pytest.approx(total + 0.5 * added / batch.num_steps, rel=1e-4)
-    off = Trainer(TrainConfig(env=ENV, demos="synth", storage=str(demos), memory_dim=24,
+    off = Trainer(TrainConfig(env=ENV, demos="synth", storage=str(tmp_path), memory_dim=24,
                               instr_dim=16, image_dim=16, val_episodes=0, device="cpu",
                               model="off"))
     assert off.step.swap is None
