@@ -366,3 +366,28 @@ def test_deterministic_kernels_change_nothing_at_one_thread(tmp_path, monkeypatc
     without = _final_state(train(TrainConfig(model="default", **common)).run_dir)
     for key in with_them:
         torch.testing.assert_close(with_them[key], without[key], atol=0, rtol=0, msg=key)
+
+
+def test_kept_epochs_hold_the_weights_after_those_epochs_without_optimizer_state(demos):
+    common = dict(TINY, demos="synth", storage=str(demos), epoch_length=10, dropout=0.2)
+    run = train(TrainConfig(model="kept", epochs=5, keep_interval=2, **common))
+    kept_dir = run.run_dir / "epochs"
+    assert sorted(p.name for p in kept_dir.iterdir()) == \
+        ["epoch_0002.pt", "epoch_0004.pt", "epoch_0005.pt"]  # every 2nd and the last
+    two = train(TrainConfig(model="two", epochs=2, **common))
+    for path, reference in ((kept_dir / "epoch_0002.pt", _final_state(two.run_dir)),
+                            (kept_dir / "epoch_0005.pt", _final_state(run.run_dir))):
+        payload = read_checkpoint(path)
+        assert "optimizer" not in payload["extra"]
+        for key, value in reference.items():
+            torch.testing.assert_close(payload["state_dict"][key], value, atol=0, rtol=0, msg=key)
+    agent, vocab, extra = load_checkpoint(kept_dir / "epoch_0004.pt")
+    assert extra["epoch"] == 4 and len(vocab) == agent.config.vocab_size
+    # a kept epoch starts another run, and --keep-interval may change on resume
+    onward = train(TrainConfig(model="onward", epochs=1, init_from=str(kept_dir / "epoch_0004.pt"),
+                               **common))
+    assert onward.epochs_done == 1
+    again = train(TrainConfig(model="kept", epochs=6, keep_interval=3, **common))
+    assert again.epochs_done == 6 and (kept_dir / "epoch_0006.pt").is_file()
+    with pytest.raises(UserError, match="--keep-interval must be >= 0"):
+        TrainConfig(model="bad", epochs=1, keep_interval=-1, **common).check()

@@ -5,6 +5,7 @@ Layout under the root::
     demos/<name>.pkl          training demonstrations (or a directory of shards)
     demos/<name>_valid.pkl    validation demonstrations
     models/<name>/            one training run: config.json, log.csv, best.pt, last.pt
+                              (and epochs/epoch_<n>.pt with --keep-interval)
     levels/<name>.pkl         out-of-distribution level sets
     reports/<name>/           evaluation outputs
 
@@ -101,12 +102,17 @@ class RunFiles(NamedTuple):
     """The checkpoint of the best validation so far."""
     last: Path
     """The resume point."""
+    epochs: Path
+    """Weights kept after some epochs (`--keep-interval`): `epoch_<n>.pt`."""
+
+    def kept(self, epoch: int) -> Path:
+        return self.epochs / f"epoch_{epoch:04d}.pt"
 
 
 def run_files(run_dir: Path) -> RunFiles:
     run_dir = Path(run_dir)
     return RunFiles(run_dir, run_dir / "config.json", run_dir / "log.csv", run_dir / "best.pt",
-                    run_dir / "last.pt")
+                    run_dir / "last.pt", run_dir / "epochs")
 
 
 def ensure_writable_dir(directory: Path) -> Path:

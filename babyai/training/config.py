@@ -152,6 +152,11 @@ class TrainConfig:
     """Write a log row and a console line every this many epochs."""
     save_interval: int = 1
     """Save `last.pt` every this many epochs (and after the last one); resume point."""
+    keep_interval: int = 0
+    """Also keep the weights after every this many epochs (and after the last one) as
+    `epochs/epoch_<n>.pt`: weights, vocabulary and settings without the optimizer state,
+    a `.pt` path for evaluation or --init-from, so a learning curve can be evaluated after
+    the run (0 = off)."""
     patience: int = 0
     """Stop after this many validations without a better success rate (0 = never)."""
     tb: bool = False
@@ -192,7 +197,7 @@ class TrainConfig:
             raise UserError(f"--max-grad-norm must be positive, got {self.max_grad_norm}")
         for name in ("entropy_coef", "sg_coef", "counterfactual_coef", "binding_coef",
                      "epoch_length", "val_seed",
-                     "val_episodes", "patience", "threads", "stop_tf"):
+                     "val_episodes", "patience", "threads", "stop_tf", "keep_interval"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {value}")

@@ -20,7 +20,8 @@ from babyai.common.errors import UserError
 from babyai.data.dataset import EpochSampler
 from babyai.training.config import TrainConfig
 
-RESUMABLE_CHANGES = ("device", "tb", "log_interval", "save_interval", "storage", "threads")
+RESUMABLE_CHANGES = ("device", "tb", "log_interval", "save_interval", "keep_interval", "storage",
+                     "threads")
 """TrainConfig fields that may change between a run and its resumption without changing
 its result."""
 IMPLIED_BEFORE_ADDED = {"layout": "episodes", "conv_precision": "fp32", "tf_floor": 0.0,

@@ -223,6 +223,11 @@ class Trainer:
                 # The row first: a kill before the save leaves a row that resume truncates.
                 if (epoch + 1) % config.log_interval == 0 or val_metrics or state.finished:
                     self.logger.record(row)
+                # Kept weights before the resume point: a kill between the two retrains
+                # the epoch and writes the same file again.
+                if config.keep_interval and ((epoch + 1) % config.keep_interval == 0
+                                             or state.finished):
+                    self.keep(epoch + 1)
                 if (epoch + 1) % config.save_interval == 0 or state.finished:
                     self.save(self.files.last, epoch + 1)
             if stop:
@@ -318,6 +323,13 @@ class Trainer:
         scaler = self.scaler if self.amp else None
         save_checkpoint(path, self.agent, self.vocab, checkpoint_extra(
             self.config, epoch, self.optimizer, scaler, self.sampler, self.state))
+
+    def keep(self, epoch: int) -> None:
+        """The weights after `epoch`, without the optimizer state (a third of `last.pt`)."""
+        self.files.epochs.mkdir(exist_ok=True)
+        save_checkpoint(self.files.kept(epoch), self.agent, self.vocab,
+                        {"train_config": dataclasses.asdict(self.config), "epoch": epoch,
+                         "state": dataclasses.asdict(self.state)})
 
     # ------------------------------------------------------------------ messages
 
