@@ -57,14 +57,20 @@ class TrainState:
     stopped_early: bool = False
 
 
+def kept_extra(config: TrainConfig, epoch: int, state: TrainState) -> dict[str, Any]:
+    """What a kept epoch (`--keep-interval`) holds besides weights and vocabulary: the
+    settings and counters, not what resuming needs."""
+    return {"train_config": dataclasses.asdict(config), "epoch": epoch,
+            "state": dataclasses.asdict(state)}
+
+
 def checkpoint_extra(config: TrainConfig, epoch: int, optimizer: torch.optim.Optimizer,
                      scaler: torch.amp.GradScaler | None, sampler: EpochSampler,
                      state: TrainState) -> dict[str, Any]:
     """Everything besides weights and vocabulary that resuming after `epoch` needs."""
-    return {"train_config": dataclasses.asdict(config), "epoch": epoch,
-            "optimizer": optimizer.state_dict(),
+    return {**kept_extra(config, epoch, state), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
-            "sampler": sampler.state_dict(), "state": dataclasses.asdict(state)}
+            "sampler": sampler.state_dict()}
 
 
 def keep_saved_speed_settings(resume: dict, config: TrainConfig) -> None:

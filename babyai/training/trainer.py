@@ -48,7 +48,7 @@ from babyai.training.distributed import DistContext, dist_context_from_env
 from babyai.training.logger import MetricLogger
 from babyai.training.schedules import learning_rate, teacher_forcing_draws, teacher_forcing_prob
 from babyai.training.state import (TrainState, check_same_run, check_validation_seeds,
-                                   checkpoint_extra, keep_saved_speed_settings)
+                                   checkpoint_extra, keep_saved_speed_settings, kept_extra)
 from babyai.training.step import BatchStep, NonFiniteLoss
 from babyai.training.thought_weights import thought_weight_table
 from babyai.training.validation import demo_metrics, success_metrics
@@ -328,8 +328,7 @@ class Trainer:
         """The weights after `epoch`, without the optimizer state (a third of `last.pt`)."""
         self.files.epochs.mkdir(exist_ok=True)
         save_checkpoint(self.files.kept(epoch), self.agent, self.vocab,
-                        {"train_config": dataclasses.asdict(self.config), "epoch": epoch,
-                         "state": dataclasses.asdict(self.state)})
+                        kept_extra(self.config, epoch, self.state))
 
     # ------------------------------------------------------------------ messages
 
